@@ -1,0 +1,1 @@
+"""auth-service: hashed API keys bound to a tenant, a member and a role."""

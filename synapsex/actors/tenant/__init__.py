@@ -1,0 +1,1 @@
+"""tenant-service: tenants (organizations, plans, limits) and their members."""

@@ -1,0 +1,58 @@
+"""Settings read from the environment, validated once at start.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``SYNAPSEX_DATA_DIR`` | ``./data`` | SQLite files, key files and other local state |
+| ``DATABASE_URL`` | (unset) | one database for every service (one schema per service on PostgreSQL) |
+| ``<SLUG>_DATABASE_URL`` | (unset) | one service's database, e.g. ``MCP_ROUTER_DATABASE_URL`` |
+| ``SYNAPSEX_LOG_LEVEL`` | ``info`` | ``debug``, ``info``, ``warning``, ``error`` |
+| ``SYNAPSEX_LOG_FORMAT`` | ``console`` on a terminal, else ``json`` | ``json`` or ``console`` |
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from synapsex.config.database import DatabaseConfig, resolve_database
+from synapsex.config.errors import ConfigError
+
+LogFormat = Literal["json", "console"]
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything SynapseX reads from its environment."""
+
+    data_dir: Path = Path("data")
+    log_level: str = "info"
+    log_format: LogFormat = "json"
+    #: the raw environment the database URLs are resolved from
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raises :class:`ConfigError` naming the variable."""
+        env = dict(os.environ if environ is None else environ)
+        level = env.get("SYNAPSEX_LOG_LEVEL", "info").strip().lower() or "info"
+        if level not in _LEVELS:
+            raise ConfigError("SYNAPSEX_LOG_LEVEL", f"{level!r} is not one of {', '.join(_LEVELS)}")
+        default_format = "console" if sys.stderr.isatty() else "json"
+        fmt = env.get("SYNAPSEX_LOG_FORMAT", default_format).strip().lower() or default_format
+        if fmt not in ("json", "console"):
+            raise ConfigError("SYNAPSEX_LOG_FORMAT", f"{fmt!r} is not 'json' or 'console'")
+        data_dir = env.get("SYNAPSEX_DATA_DIR", "").strip() or "data"
+        return cls(data_dir=Path(data_dir), log_level=level, log_format=fmt, environ=env)
+
+    def with_data_dir(self, data_dir: Path | str | None) -> Settings:
+        """A copy with another data folder (``--data-dir``); ``None`` keeps this one."""
+        return self if data_dir is None else replace(self, data_dir=Path(data_dir))
+
+    def database(self, service: str) -> DatabaseConfig:
+        """The database of one service (see :mod:`synapsex.config.database`)."""
+        return resolve_database(service, self.environ, self.data_dir)

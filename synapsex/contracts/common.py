@@ -1,0 +1,54 @@
+"""Pieces several services' contracts use: pages, secret fields, field checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Generic, TypeVar
+
+from synapsex.contracts.errors import InvalidInput
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def secret_field() -> Any:
+    """A message field that is never logged nor stored in dead letters (shown as ``***``)."""
+    return dataclasses.field(metadata={"secret": True}, repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a list, oldest first; ``end_cursor`` is passed as ``after`` for the next."""
+
+    items: tuple[T, ...]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def check_page(first: int, field: str = "first") -> None:
+    """``first`` must be 1..100."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise InvalidInput(field, f"must be between 1 and {MAX_PAGE_SIZE}")
+
+
+def check_text(value: str, field: str, *, max_length: int, min_length: int = 1) -> None:
+    """A trimmed, non-empty string of at most ``max_length`` characters."""
+    if value != value.strip():
+        raise InvalidInput(field, "must not start or end with white space")
+    if len(value) < min_length:
+        raise InvalidInput(field, "must not be empty" if min_length == 1 else "is too short")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"must be at most {max_length} characters")
+
+
+def check_email(value: str, field: str = "email") -> None:
+    if len(value) > 254 or not _EMAIL_RE.match(value):
+        raise InvalidInput(field, "is not an email address")
+
+
+def check_choice(value: str, choices: tuple[str, ...], field: str) -> None:
+    if value not in choices:
+        raise InvalidInput(field, f"must be one of {', '.join(choices)}")

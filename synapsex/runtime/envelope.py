@@ -1,0 +1,114 @@
+"""The envelope: a message plus what the runtime needs to route, answer and trace it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from contextvars import ContextVar
+from typing import Any
+
+from synapsex.config.logging import log_context
+from synapsex.contracts.message import Message
+
+_counter = itertools.count(1)
+_PROCESS = f"{random.getrandbits(32):08x}"
+
+#: the envelope whose handler is running in this task (shared with the logging processor)
+current_envelope: ContextVar[Any] = log_context
+
+
+def new_trace_id() -> str:
+    """A W3C trace id: 32 lower-case hex digits."""
+    return f"{random.getrandbits(128):032x}"
+
+
+def new_span_id() -> str:
+    """A W3C span id: 16 lower-case hex digits."""
+    return f"{random.getrandbits(64):016x}"
+
+
+class Envelope:
+    """One message in flight. Not frozen: the runtime bumps ``attempt`` on retry.
+
+    ``reply`` is the asker's future (``None`` for a tell); ``deadline`` is on the loop's clock;
+    ``chain`` names the services waiting upstream in this call chain (for ask-cycle detection).
+    Ids are kept as ints and formatted only when a log line or dead letter needs them.
+    """
+
+    __slots__ = (
+        "_seq",
+        "attempt",
+        "chain",
+        "correlation_id",
+        "deadline",
+        "message",
+        "parent_span_id",
+        "reply",
+        "sender",
+        "service",
+        "span_id",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        message: Message,
+        *,
+        service: str,
+        reply: asyncio.Future[Any] | None,
+        deadline: float | None,
+        parent: Envelope | None,
+        sender: str | None,
+        trace_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._seq = next(_counter)
+        self.message = message
+        self.service = service
+        self.reply = reply
+        self.deadline = deadline
+        self.sender = sender
+        self.attempt = 1
+        self.span_id: str | None = None  # made when first needed
+        if parent is None:
+            self.trace_id = trace_id
+            self.correlation_id = correlation_id
+            self.parent_span_id: str | None = None
+            self.chain: tuple[str, ...] = ()
+        else:
+            self.trace_id = parent.trace_id or trace_id
+            self.correlation_id = parent.correlation_id or parent.message_id
+            self.parent_span_id = parent.span()
+            self.chain = (*parent.chain, parent.service)
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{_PROCESS}_{self._seq}"
+
+    @property
+    def is_ask(self) -> bool:
+        return self.reply is not None
+
+    def span(self) -> str:
+        """This message's span id (created lazily)."""
+        if self.span_id is None:
+            self.span_id = new_span_id()
+        return self.span_id
+
+    def trace(self) -> str:
+        """The trace id (created lazily when nobody gave one)."""
+        if self.trace_id is None:
+            self.trace_id = new_trace_id()
+        return self.trace_id
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "message_type": type(self.message).__name__,
+            "message_id": self.message_id,
+            "correlation_id": self.correlation_id or self.message_id,
+            "trace_id": self.trace(),
+            "span_id": self.span(),
+            "attempt": self.attempt,
+        }

@@ -1,0 +1,155 @@
+"""One service's database: its Tortoise context, schema, migrations and connection.
+
+Each service gets its own :class:`tortoise.context.TortoiseContext` with one connection and one
+app, both named by the service's slug. The runtime activates that context in the actor's own
+task, so a handler resolves its models to its database and nothing else: a model of another
+service has no connection under that alias and fails with Tortoise's ``ConfigurationError``.
+
+Migrations are Tortoise's built-in ones, one ``migrations`` package per service; the history
+table (``tortoise_migrations``) lives in the service's own database (its schema on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.context import TortoiseContext
+from tortoise.migrations.executor import MigrationExecutor
+
+from synapsex.config.database import DatabaseConfig
+from synapsex.config.errors import ConfigError
+
+log = structlog.get_logger("synapsex.persistence")
+T = TypeVar("T")
+
+
+class ServiceDatabase:
+    """The database of one service. ``open()`` connects, ``aclose()`` releases.
+
+    Call :meth:`activate` at the start of any task that uses the service's models; the
+    migration methods activate it themselves in a task of their own.
+    """
+
+    def __init__(
+        self, service: str, config: DatabaseConfig, models: str, migrations: str | None
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.models = models
+        self.migrations = migrations
+        self._ctx: TortoiseContext | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.config.slug
+
+    @property
+    def is_open(self) -> bool:
+        return self._ctx is not None
+
+    def apps_config(self) -> dict[str, dict[str, Any]]:
+        app: dict[str, Any] = {"models": [self.models], "default_connection": self.slug}
+        if self.migrations:
+            app["migrations"] = self.migrations
+        return {self.slug: app}
+
+    def tortoise_config(self) -> dict[str, Any]:
+        return {
+            "connections": {self.slug: self.config.tortoise_connection()},
+            "apps": self.apps_config(),
+        }
+
+    async def open(self) -> None:
+        """Connect (creating the SQLite folder or the PostgreSQL schema when missing).
+
+        Raises :class:`ConfigError` naming the URL's variable when the database is unreachable.
+        """
+        if self._ctx is not None:
+            return
+        if self.config.is_sqlite:
+            path = self.config.credentials["file_path"]
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ctx = TortoiseContext()
+        try:
+            await ctx.init(config=self.tortoise_config())
+            client = ctx.db(self.slug)
+            if self.config.schema:
+                await client.execute_script(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+            await client.execute_query("SELECT 1")
+        except Exception as exc:
+            await _close_quietly(ctx)
+            variable = self.config.source or "SYNAPSEX_DATA_DIR"
+            raise ConfigError(
+                variable,
+                f"cannot open the {self.service} database {self.config.display_url}: "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
+        self._ctx = ctx
+
+    def activate(self) -> None:
+        """Make this database's context current in the running task (and tasks it spawns)."""
+        if self._ctx is None:
+            raise RuntimeError(f"the {self.service} database is not open")
+        self._ctx.__enter__()  # sets Tortoise's context variable; never reset: the task ends
+
+    def client(self) -> BaseDBAsyncClient:
+        """The raw connection (for runtime bookkeeping tables)."""
+        if self._ctx is None:
+            raise RuntimeError(f"the {self.service} database is not open")
+        return self._ctx.db(self.slug)
+
+    async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` in a task of its own with this database active."""
+
+        async def activated() -> T:
+            self.activate()
+            return await fn()
+
+        return await asyncio.create_task(activated())
+
+    # ------------------------------------------------------------------ migrations
+
+    async def pending_migrations(self) -> list[str]:
+        """Names (``slug.0001_initial``) of the migrations not yet applied, in order."""
+        if not self.migrations:
+            return []
+        executor = MigrationExecutor(self.client(), self.apps_config())
+
+        async def plan() -> list[str]:
+            await executor.recorder.ensure_schema(executor._schema_editor(atomic=False))
+            steps = await executor.plan()
+            return [f"{s.migration.app_label}.{s.migration.name}" for s in steps if not s.backward]
+
+        return await self.run(plan)
+
+    async def migrate(self) -> list[str]:
+        """Apply the pending migrations; returns their names. Each runs in a transaction."""
+        pending = await self.pending_migrations()
+        if not pending:
+            return []
+        executor = MigrationExecutor(self.client(), self.apps_config())
+
+        def progress(event: str, app: str, name: str) -> None:
+            if event == "apply_done":
+                log.info("migration applied", service=self.service, migration=f"{app}.{name}")
+
+        await self.run(lambda: executor.migrate(progress=progress))
+        return pending
+
+    async def aclose(self) -> None:
+        """Close the connection; safe to call twice."""
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            await _close_quietly(ctx)
+
+
+async def _close_quietly(ctx: TortoiseContext) -> None:
+    with contextlib.suppress(Exception):
+        await ctx.close_connections()
