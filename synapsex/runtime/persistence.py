@@ -77,12 +77,17 @@ class ServiceDatabase:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         ctx = TortoiseContext()
-        try:
+
+        async def connect() -> None:
+            ctx.__enter__()  # Tortoise resolves models through the active context, even in init
             await ctx.init(config=self.tortoise_config())
             client = ctx.db(self.slug)
             if self.config.schema:
                 await client.execute_script(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
             await client.execute_query("SELECT 1")
+
+        try:
+            await asyncio.create_task(connect())
         except Exception as exc:
             await _close_quietly(ctx)
             variable = self.config.source or "SYNAPSEX_DATA_DIR"

@@ -1,0 +1,111 @@
+"""auth-service handlers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from synapsex.contracts.auth import (
+    KEY_PREFIX,
+    ApiKeyView,
+    Authenticate,
+    CreateApiKey,
+    CreatedApiKey,
+    ListApiKeys,
+    Principal,
+    RevokeApiKey,
+)
+from synapsex.contracts.common import Page
+from synapsex.contracts.errors import Forbidden, Unauthenticated
+from synapsex.contracts.tenant import ROLE_RANK, GetMember
+from synapsex.runtime import Actor, handler, new_id
+from synapsex.runtime.orm import get_or_not_found, paginate
+
+from .models import ApiKey
+
+#: characters of the key kept in clear (``sx_`` + 8): enough to tell keys apart, useless alone
+PREFIX_LENGTH = len(KEY_PREFIX) + 8
+KEY_LENGTH = len(KEY_PREFIX) + 43  # token_urlsafe(32)
+#: last_used_at is written at most this often per key, so authentication stays a read
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_view(row: ApiKey) -> ApiKeyView:
+    return ApiKeyView(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        member_id=row.member_id,
+        name=row.name,
+        role=row.role,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.models"):
+    """Owns ``api_keys``."""
+
+    @handler
+    async def create_key(self, msg: CreateApiKey) -> CreatedApiKey:
+        member = await self.actor_runtime.ask(
+            GetMember(tenant_id=msg.tenant_id, member_id=msg.member_id)
+        )
+        if ROLE_RANK[msg.role] > ROLE_RANK[member.role]:
+            raise Forbidden(
+                f"a key cannot have a higher role ({msg.role}) than its member ({member.role})",
+                field="role",
+            )
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = await ApiKey.create(
+            id=new_id("key"),
+            tenant_id=msg.tenant_id,
+            member_id=msg.member_id,
+            name=msg.name,
+            role=msg.role,
+            prefix=key[:PREFIX_LENGTH],
+            key_hash=hash_key(key),
+        )
+        return CreatedApiKey(key=key, api_key=key_view(row))
+
+    @handler
+    async def authenticate(self, msg: Authenticate) -> Principal:
+        key = msg.key
+        if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
+            raise Unauthenticated("invalid API key")
+        digest = hash_key(key)
+        match = None
+        for row in await ApiKey.filter(prefix=key[:PREFIX_LENGTH]):
+            if hmac.compare_digest(row.key_hash, digest):
+                match = row
+        if match is None or match.revoked_at is not None:
+            raise Unauthenticated("invalid API key")
+        now = datetime.now(UTC)
+        if match.last_used_at is None or now - match.last_used_at >= LAST_USED_RESOLUTION:
+            await ApiKey.filter(id=match.id).update(last_used_at=now)
+        return Principal(
+            tenant_id=match.tenant_id, member_id=match.member_id, role=match.role, key_id=match.id
+        )
+
+    @handler
+    async def revoke(self, msg: RevokeApiKey) -> ApiKeyView:
+        row = await get_or_not_found(
+            ApiKey.filter(id=msg.key_id, tenant_id=msg.tenant_id), "API key", id=msg.key_id
+        )
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            await row.save(update_fields=["revoked_at"])
+        return key_view(row)
+
+    @handler
+    async def list_keys(self, msg: ListApiKeys) -> Page[ApiKeyView]:
+        return await paginate(
+            ApiKey.filter(tenant_id=msg.tenant_id), first=msg.first, after=msg.after, view=key_view
+        )

@@ -1,0 +1,94 @@
+"""auth-service: API keys bound to a tenant, a member and a role.
+
+A key is ``sx_`` followed by 43 URL-safe characters (32 random bytes). It is returned once, by
+:class:`CreateApiKey`; only its SHA-256 and a short prefix are stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from synapsex.contracts.common import check_choice, check_page, check_text, secret_field
+from synapsex.contracts.message import Message, Reply
+from synapsex.contracts.tenant import ROLES
+
+SERVICE = "auth-service"
+KEY_PREFIX = "sx_"
+
+
+class ApiKeyView(Reply):
+    id: str
+    tenant_id: str
+    member_id: str
+    name: str
+    role: str
+    #: the key's first characters, to tell keys apart
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class CreatedApiKey(Reply):
+    #: the plaintext key: shown once, never stored
+    key: str = secret_field()
+    api_key: ApiKeyView
+
+
+class Principal(Reply):
+    """Who a request acts for."""
+
+    tenant_id: str
+    member_id: str
+    role: str
+    key_id: str
+
+
+class CreateApiKey(Message, service=SERVICE):
+    """Replies :class:`CreatedApiKey`."""
+
+    tenant_id: str
+    member_id: str
+    role: str
+    name: str
+
+    def validate(self) -> None:
+        check_choice(self.role, ROLES, "role")
+        check_text(self.name, "name", max_length=100)
+
+
+class Authenticate(Message, service=SERVICE):
+    """Replies :class:`Principal`; :class:`Unauthenticated` for a missing, unknown or revoked
+    key. Updates ``last_used_at`` (at most once a minute per key)."""
+
+    key: str = secret_field()
+
+
+class RevokeApiKey(Message, service=SERVICE):
+    """Replies the revoked :class:`ApiKeyView`; revoking twice is harmless."""
+
+    tenant_id: str
+    key_id: str
+
+
+class ListApiKeys(Message, service=SERVICE):
+    """Replies ``Page[ApiKeyView]``, oldest first, revoked keys included."""
+
+    tenant_id: str
+    first: int = 50
+    after: str | None = None
+
+    def validate(self) -> None:
+        check_page(self.first)
+
+
+__all__ = [
+    "KEY_PREFIX",
+    "ApiKeyView",
+    "Authenticate",
+    "CreateApiKey",
+    "CreatedApiKey",
+    "ListApiKeys",
+    "Principal",
+    "RevokeApiKey",
+]

@@ -1,0 +1,56 @@
+"""Helpers for handlers that use Tortoise: error translation and keyset pagination.
+
+Foreign errors are translated at this boundary (never formatted in handlers): a unique
+violation becomes :class:`Conflict`, a missing row :class:`NotFound`, both with a message the
+caller can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from tortoise.exceptions import DoesNotExist, IntegrityError
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from synapsex.contracts.common import Page
+from synapsex.contracts.errors import Conflict, NotFound
+
+M = TypeVar("M", bound=Model)
+T = TypeVar("T")
+
+
+@contextmanager
+def db_errors(*, conflict: str, not_found: str = "not found", **details: Any) -> Iterator[None]:
+    """Translate Tortoise's integrity and does-not-exist errors into contract errors."""
+    try:
+        yield
+    except IntegrityError:
+        raise Conflict(conflict, **details) from None
+    except DoesNotExist:
+        raise NotFound(not_found, **details) from None
+
+
+async def get_or_not_found(query: QuerySet[M], what: str, **details: Any) -> M:
+    """The one row ``query`` selects, or :class:`NotFound` ("``what`` not found")."""
+    row = await query.first()
+    if row is None:
+        raise NotFound(f"{what} not found", **details)
+    return row
+
+
+async def paginate(
+    query: QuerySet[M], *, first: int, after: str | None, view: Callable[[M], T]
+) -> Page[T]:
+    """One page of ``query`` ordered by its (sortable) id, starting after the cursor ``after``."""
+    if after:
+        query = query.filter(id__gt=after)
+    rows = await query.order_by("id").limit(first + 1)
+    items = tuple(view(r) for r in rows[:first])
+    return Page(
+        items=items,
+        has_next_page=len(rows) > first,
+        end_cursor=rows[: first][-1].id if items else None,  # type: ignore[attr-defined]
+    )
