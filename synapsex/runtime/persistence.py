@@ -1,7 +1,10 @@
 """One service's database: its Tortoise context, schema, migrations and connection.
 
-Each service gets its own :class:`tortoise.context.TortoiseContext` with one connection and one
-app, both named by the service's slug. The runtime activates that context in the actor's own
+Each service gets its own :class:`tortoise.context.TortoiseContext` with one app named by the
+service's slug and one connection named ``<slug>_<engine>`` (``tenant_sqlite``). The engine is
+in the connection's name because Tortoise caches each model's SQL per connection name in
+process-wide state: a process (a test run) that opens one service on SQLite and later on
+PostgreSQL would otherwise reuse SQL written for the other dialect. The runtime activates that context in the actor's own
 task, so a handler resolves its models to its database and nothing else: a model of another
 service has no connection under that alias and fails with Tortoise's ``ConfigurationError``.
 
@@ -50,18 +53,22 @@ class ServiceDatabase:
         return self.config.slug
 
     @property
+    def connection_name(self) -> str:
+        return f"{self.config.slug}_{self.config.engine}"
+
+    @property
     def is_open(self) -> bool:
         return self._ctx is not None
 
     def apps_config(self) -> dict[str, dict[str, Any]]:
-        app: dict[str, Any] = {"models": [self.models], "default_connection": self.slug}
+        app: dict[str, Any] = {"models": [self.models], "default_connection": self.connection_name}
         if self.migrations:
             app["migrations"] = self.migrations
         return {self.slug: app}
 
     def tortoise_config(self) -> dict[str, Any]:
         return {
-            "connections": {self.slug: self.config.tortoise_connection()},
+            "connections": {self.connection_name: self.config.tortoise_connection()},
             "apps": self.apps_config(),
         }
 
@@ -81,7 +88,7 @@ class ServiceDatabase:
         async def connect() -> None:
             ctx.__enter__()  # Tortoise resolves models through the active context, even in init
             await ctx.init(config=self.tortoise_config())
-            client = ctx.db(self.slug)
+            client = ctx.db(self.connection_name)
             if self.config.schema:
                 await client.execute_script(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
             await client.execute_query("SELECT 1")
@@ -108,7 +115,7 @@ class ServiceDatabase:
         """The raw connection (for runtime bookkeeping tables)."""
         if self._ctx is None:
             raise RuntimeError(f"the {self.service} database is not open")
-        return self._ctx.db(self.slug)
+        return self._ctx.db(self.connection_name)
 
     async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` in a task of its own with this database active."""
@@ -158,3 +165,24 @@ class ServiceDatabase:
 async def _close_quietly(ctx: TortoiseContext) -> None:
     with contextlib.suppress(Exception):
         await ctx.close_connections()
+
+
+async def write_migrations(service: str, slug: str, models: str, migrations: str) -> list[str]:
+    """Write a migration for the changes between ``models`` and the ``migrations`` package
+    (a developer's step after editing models); returns the files written."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    apps = {slug: {"models": [models], "default_connection": slug, "migrations": migrations}}
+    ctx = TortoiseContext()
+
+    async def detect() -> list[str]:
+        ctx.__enter__()
+        await ctx.init(config={"connections": {slug: "sqlite://:memory:"}, "apps": apps})
+        assert ctx.apps is not None
+        writers = await MigrationAutodetector(ctx.apps, apps).changes()
+        return [str(w.write()) for w in writers]
+
+    try:
+        return await asyncio.create_task(detect())
+    finally:
+        await _close_quietly(ctx)
