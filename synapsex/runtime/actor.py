@@ -138,7 +138,13 @@ def _collect_handlers(cls: type) -> dict[type[Message], HandlerInfo]:
             read_only = getattr(fn, "_sx_handler", None)
             if read_only is None:
                 continue
-            hints = typing.get_type_hints(fn)
+            try:
+                hints = typing.get_type_hints(fn)
+            except NameError as exc:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name}: cannot resolve its annotations ({exc}); "
+                    "define message types at module level"
+                ) from None
             params = [p for p in hints if p != "return"]
             if len(params) != 1 or not (
                 isinstance(hints[params[0]], type) and issubclass(hints[params[0]], Message)

@@ -100,6 +100,13 @@ class Cell:
         self.task = loop.create_task(self._run(), name=f"actor:{self.service}")
         return self.started
 
+    @property
+    def is_idle(self) -> bool:
+        """Nothing to do: not running, or waiting on an empty mailbox with nothing in flight."""
+        if self.task is None or self.task.done():
+            return True
+        return self._idle and not self._inflight and len(self.mailbox) == 0
+
     def request_stop(self, *, drain: bool) -> None:
         """Ask the loop to end: after the current message, or once the mailbox is empty."""
         if self.task is None or self.task.done():

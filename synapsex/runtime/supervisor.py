@@ -83,6 +83,7 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._stopping = False
         self._gave_up = False
+        self._escalation: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._restarts: set[asyncio.Future[None]] = set()
 
@@ -101,21 +102,28 @@ class Supervisor:
             await started  # a failing on_start surfaces as a crash in _child_exited
 
     async def stop(self, drain_timeout: float) -> None:
-        """Drain every mailbox up to ``drain_timeout`` seconds in all, then stop the cells in
-        reverse start order; what is still running then is cancelled."""
+        """Let every actor drain its mailbox (they keep running, so they may still ask each
+        other) for up to ``drain_timeout`` seconds, then stop them one by one in reverse start
+        order; an actor still busy past the deadline is cancelled."""
         self._stopping = True
         for task in list(self._restarts):
             task.cancel()
         deadline = self.clock.monotonic() + drain_timeout
-        for cell in self.cells:
-            cell.request_stop(drain=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(), drain_timeout)
         for cell in reversed(self.cells):
+            cell.request_stop(drain=False)
             remaining = max(0.0, deadline - self.clock.monotonic())
             if not await cell.wait_stopped(remaining):
                 log.warning("drain timed out; stopping", service=cell.service)
                 await cell.kill()
             if cell.state is not ActorState.FAILED:
                 cell.state = ActorState.STOPPED
+
+    async def _drained(self) -> None:
+        # Polls: shutdown is rare, and a poll keeps the hot path free of notifications.
+        while not all(cell.is_idle for cell in self.cells):
+            await asyncio.sleep(0.005)
 
     # ------------------------------------------------------------------ failures
 
@@ -224,7 +232,8 @@ class Supervisor:
             f"in {self.policy.period:g}s"
         )
         log.critical("supervisor gave up", service=failed.service, reason=reason)
-        self._spawn(self._on_give_up(reason))
+        # Not in self._tasks: escalation stops the runtime, which settles those tasks.
+        self._escalation = asyncio.ensure_future(self._on_give_up(reason))
 
     @property
     def gave_up(self) -> bool:
