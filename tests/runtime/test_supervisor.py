@@ -241,6 +241,7 @@ async def test_past_the_intensity_the_runtime_gives_up_and_stops_in_order(tmp_pa
         with pytest.raises(ServiceFailure):
             await rt.ask(Boom(text=str(n)))
         if n < 2:
+            await wait_until(lambda n=n: stats_of(rt, "echo-service").restarts == n + 1)
             await wait_until(lambda: rt.ready)
             await clock.advance(1.0)  # all three crashes fall inside the 5 s period
     await asyncio.wait_for(rt.wait_stopped(), 5)
@@ -261,6 +262,7 @@ async def test_restarts_spread_beyond_the_period_do_not_add_up(tmp_path):
         for n in range(3):
             with pytest.raises(ServiceFailure):
                 await rt.ask(Boom(text=str(n)))
+            await wait_until(lambda n=n: stats_of(rt, "echo-service").restarts == n + 1)
             await wait_until(lambda: rt.ready)
             await clock.advance(6.0)
         assert rt.state is RuntimeState.RUNNING
