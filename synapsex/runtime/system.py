@@ -38,6 +38,7 @@ from synapsex.runtime.deadletters import (
     MemoryDeadLetters,
     SqlDeadLetters,
 )
+from synapsex.runtime.deadlines import Deadlines
 from synapsex.runtime.envelope import Envelope, current_envelope
 from synapsex.runtime.errors import AskCycle
 from synapsex.runtime.metrics import ActorStatistics, render_prometheus
@@ -105,6 +106,7 @@ class Runtime:
         self.failure: str | None = None
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
 
@@ -324,11 +326,14 @@ class Runtime:
                 raise Timeout(f"{service} had no room before the deadline", service=service) from None
         else:
             cell.mailbox.put_nowait(envelope)
-        timer = loop.call_at(deadline, _expire, reply, service, message)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(loop)
+        bucket = deadlines.add(deadline, reply, service, type(message).__name__)
         try:
             return await reply
         finally:
-            timer.cancel()
+            deadlines.discard(bucket, reply)
 
     async def tell(self, message: Message, *, trace_id: str | None = None) -> None:
         """Send ``message`` without waiting for a reply; waits for room in a full mailbox."""
@@ -414,12 +419,3 @@ class Runtime:
     def metrics_text(self) -> str:
         """Per-actor metrics in the Prometheus text format."""
         return render_prometheus(self.statistics())
-
-
-def _expire(reply: asyncio.Future[Any], service: str, message: Message) -> None:
-    if not reply.done():
-        reply.set_exception(
-            Timeout(f"{service} did not answer {type(message).__name__} in time", service=service)
-        )
-
-
