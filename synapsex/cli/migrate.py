@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from synapsex.cli.common import add_data_dir, add_service, print_json
-from synapsex.config import Settings
-from synapsex.config import service_slug
+from synapsex.config import Settings, service_slug
 from synapsex.runtime import Runtime, load_services
 from synapsex.runtime.persistence import write_migrations
 

@@ -68,9 +68,7 @@ class DatabaseConfig:
         return {"engine": engine, "credentials": dict(self.credentials)}
 
 
-def resolve_database(
-    service: str, environ: Mapping[str, str], data_dir: Path
-) -> DatabaseConfig:
+def resolve_database(service: str, environ: Mapping[str, str], data_dir: Path) -> DatabaseConfig:
     """The database of ``service`` given the environment and the data folder."""
     slug = service_slug(service)
     for variable in (url_variable(service), "DATABASE_URL"):
@@ -105,7 +103,13 @@ def _parse_sqlite(rest: str, *, slug: str, variable: str) -> DatabaseConfig:
             "SQLite URLs are sqlite:///relative/path.db, sqlite:////absolute/path.db "
             "or sqlite://:memory:",
         )
-    path = unquote(rest[1:].split("?", 1)[0])
+    path, _, query = rest[1:].partition("?")
+    if query:
+        names = ", ".join(sorted(parse_qs(query, keep_blank_values=True))) or query
+        raise ConfigError(
+            variable, f"unsupported URL parameters: {names} (SynapseX sets SQLite's pragmas)"
+        )
+    path = unquote(path)
     if not path or path.endswith("/"):
         raise ConfigError(variable, "the SQLite URL names a folder, not a file")
     return _sqlite(slug, path, display=f"sqlite:///{path}", source=variable)
@@ -127,9 +131,11 @@ def _sqlite(slug: str, path: str, *, display: str, source: str | None) -> Databa
 def _parse_postgres(url: str, *, slug: str, variable: str) -> DatabaseConfig:
     try:
         parts = urlsplit(url)
-        port = parts.port or 5432
+        port = 5432 if parts.port is None else parts.port
     except ValueError as exc:
         raise ConfigError(variable, f"malformed PostgreSQL URL ({exc})") from None
+    if port == 0:
+        raise ConfigError(variable, "port 0 is not a port a server listens on")
     if not parts.hostname:
         raise ConfigError(variable, "the PostgreSQL URL has no host")
     database = unquote(parts.path.lstrip("/"))

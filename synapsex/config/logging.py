@@ -35,7 +35,7 @@ def add_log_context(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dic
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog and the stdlib root logger; calling again with the same values is a no-op."""
+    """Configure structlog and the stdlib root logger (again with the same values: a no-op)."""
     global _configured
     if _configured == (level, fmt):
         return

@@ -3,7 +3,7 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | ``SYNAPSEX_DATA_DIR`` | ``./data`` | SQLite files, key files and other local state |
-| ``DATABASE_URL`` | (unset) | one database for every service (one schema per service on PostgreSQL) |
+| ``DATABASE_URL`` | (unset) | one database for every service (a schema each on PostgreSQL) |
 | ``<SLUG>_DATABASE_URL`` | (unset) | one service's database, e.g. ``MCP_ROUTER_DATABASE_URL`` |
 | ``SYNAPSEX_LOG_LEVEL`` | ``info`` | ``debug``, ``info``, ``warning``, ``error`` |
 | ``SYNAPSEX_LOG_FORMAT`` | ``console`` on a terminal, else ``json`` | ``json`` or ``console`` |

@@ -86,6 +86,11 @@ class ServiceFailure(ContractError):
 
     code = "INTERNAL"
 
+    @property
+    def reference(self) -> str | None:
+        """The id of the failed message, logged with the traceback (``None`` if unknown)."""
+        return self.details.get("reference")
+
 
 for _cls in (
     ContractError,

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, dataclass_transform
 from synapsex.contracts.errors import InvalidInput
 
 _MARK = "__sx_contract__"
+#: what a secret field shows instead of its value
+REDACTED = "***"
 _REGISTRY: dict[str, type[Message]] = {}
 
 Checker = Callable[[Any], bool]
@@ -76,8 +78,11 @@ class Message(metaclass=_ContractMeta):
         """Check what annotations cannot say; raise ``InvalidInput(field, problem)``."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain data (for dead letters and logs)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The fields as plain data for dead letters and logs, secret fields as ``"***"``."""
+        return {
+            f.name: REDACTED if f.metadata.get("secret") else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        }
 
 
 def message_type_name(cls: type) -> str:
@@ -139,8 +144,8 @@ def _checker(tp: Any) -> Checker | None:
             return None
         return lambda v: any(p(v) for p in parts)  # type: ignore[misc]
     if origin is typing.Literal:
-        allowed = typing.get_args(tp)
-        return lambda v: v in allowed
+        allowed = {(type(a), a) for a in typing.get_args(tp)}
+        return lambda v: (type(v), v) in allowed
     if origin is not None and isinstance(origin, type):
         return lambda v: isinstance(v, origin)
     if isinstance(tp, type):

@@ -9,18 +9,15 @@ inspected but not redriven.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from synapsex.contracts.message import Message, message_type_name
+from synapsex.contracts.message import REDACTED, message_type_name
 from synapsex.runtime.envelope import Envelope
 from synapsex.runtime.ids import new_id
 from synapsex.runtime.persistence import ServiceDatabase
-
-REDACTED = "***"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,21 +41,13 @@ class DeadLetter:
         return REDACTED in self.payload.values()
 
 
-def message_payload(message: Message) -> dict[str, Any]:
-    """The fields of ``message`` with secret fields replaced by ``"***"``."""
-    return {
-        f.name: REDACTED if f.metadata.get("secret") else getattr(message, f.name)
-        for f in dataclasses.fields(message)
-    }
-
-
 def dead_letter_from(envelope: Envelope, error: BaseException | str) -> DeadLetter:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return DeadLetter(
         id=new_id("dl"),
         service=envelope.service,
         message_type=message_type_name(type(envelope.message)),
-        payload=message_payload(envelope.message),
+        payload=envelope.message.to_dict(),
         error=text[:4000],
         error_type="str" if isinstance(error, str) else type(error).__qualname__,
         attempts=envelope.attempt,

@@ -4,9 +4,11 @@ Each service gets its own :class:`tortoise.context.TortoiseContext` with one app
 service's slug and one connection named ``<slug>_<engine>`` (``tenant_sqlite``). The engine is
 in the connection's name because Tortoise caches each model's SQL per connection name in
 process-wide state: a process (a test run) that opens one service on SQLite and later on
-PostgreSQL would otherwise reuse SQL written for the other dialect. The runtime activates that context in the actor's own
-task, so a handler resolves its models to its database and nothing else: a model of another
-service has no connection under that alias and fails with Tortoise's ``ConfigurationError``.
+PostgreSQL would otherwise reuse SQL written for the other dialect.
+
+The runtime activates that context in the actor's own task, so a handler resolves its models to
+its database and nothing else: a model of another service has no connection under that alias
+and fails with Tortoise's ``ConfigurationError``.
 
 Migrations are Tortoise's built-in ones, one ``migrations`` package per service; the history
 table (``tortoise_migrations``) lives in the service's own database (its schema on PostgreSQL).

@@ -122,7 +122,7 @@ class Supervisor:
 
     async def _drained(self) -> None:
         # Polls: shutdown is rare, and a poll keeps the hot path free of notifications.
-        while not all(cell.is_idle for cell in self.cells):
+        while not all(cell.is_idle for cell in self.cells):  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
     # ------------------------------------------------------------------ failures

@@ -25,7 +25,6 @@ from typing import Any
 
 import structlog
 
-from synapsex.config.errors import ConfigError
 from synapsex.config.settings import Settings
 from synapsex.contracts.errors import Conflict, NotFound, Timeout, Unavailable
 from synapsex.contracts.message import Message, message_class
@@ -178,7 +177,9 @@ class Runtime:
             await self._supervisor.start()
             broken = [c for c in self._cells.values() if c.state is not ActorState.RUNNING]
             if broken:
-                raise RuntimeError(f"actors failed to start: {', '.join(c.service for c in broken)}")
+                raise RuntimeError(
+                    f"actors failed to start: {', '.join(c.service for c in broken)}"
+                )
         except BaseException:
             await self._shutdown(RuntimeState.STOPPED)
             raise
@@ -323,7 +324,9 @@ class Runtime:
             try:
                 await asyncio.wait_for(cell.mailbox.put(envelope), deadline - loop.time())
             except TimeoutError:
-                raise Timeout(f"{service} had no room before the deadline", service=service) from None
+                raise Timeout(
+                    f"{service} had no room before the deadline", service=service
+                ) from None
         else:
             cell.mailbox.put_nowait(envelope)
         deadlines = self._deadlines
@@ -341,7 +344,7 @@ class Runtime:
         await cell.mailbox.put(envelope)
 
     def tell_nowait(self, message: Message, *, trace_id: str | None = None) -> None:
-        """Send ``message`` without waiting at all; :class:`Unavailable` when the mailbox is full."""
+        """Send ``message`` without waiting; :class:`Unavailable` when the mailbox is full."""
         cell, envelope = self._tell_envelope(message, trace_id)
         cell.mailbox.put_nowait(envelope)
 

@@ -77,12 +77,15 @@ async def test_sqlite_runs_in_wal_with_normal_sync_busy_timeout_and_foreign_keys
             pragmas[name] = next(iter(row.values()))
     finally:
         await db.aclose()
-    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000, "foreign_keys": 1}
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
 
 
-async def test_postgres_refuses_to_start_with_pending_migrations_and_names_them(
-    tmp_path, pg_url
-):
+async def test_postgres_refuses_to_start_with_pending_migrations_and_names_them(tmp_path, pg_url):
     runtime = Runtime(
         [load_service("tenant-service")],
         settings=Runtime.embedded(data_dir=tmp_path, environ={"DATABASE_URL": pg_url}).settings,

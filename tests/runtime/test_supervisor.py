@@ -196,9 +196,7 @@ async def test_backoff_grows_exponentially_between_restarts(tmp_path):
     clock = FakeClock()
     policy = SupervisorPolicy(intensity=5, backoff=Backoff(min_seconds=0.1, max_seconds=0.3))
     Echo.failures_left = 4
-    async with Runtime.embedded(
-        data_dir=tmp_path, actors=[Echo], policy=policy, clock=clock
-    ) as rt:
+    async with Runtime.embedded(data_dir=tmp_path, actors=[Echo], policy=policy, clock=clock) as rt:
         for n in range(4):
             with pytest.raises(ServiceFailure):
                 await rt.ask(Boom(text=str(n)))
@@ -256,9 +254,7 @@ async def test_restarts_spread_beyond_the_period_do_not_add_up(tmp_path):
     clock = FakeClock()
     policy = SupervisorPolicy(intensity=1, period=5.0, backoff=Backoff(min_seconds=0.0))
     Echo.failures_left = 3
-    async with Runtime.embedded(
-        data_dir=tmp_path, actors=[Echo], policy=policy, clock=clock
-    ) as rt:
+    async with Runtime.embedded(data_dir=tmp_path, actors=[Echo], policy=policy, clock=clock) as rt:
         for n in range(3):
             with pytest.raises(ServiceFailure):
                 await rt.ask(Boom(text=str(n)))

@@ -24,7 +24,9 @@ class Tenant(Model):
 
 class TenantMember(Model):
     id = fields.CharField(primary_key=True, max_length=40)
-    tenant = fields.ForeignKeyField("tenant.Tenant", related_name="members", on_delete=fields.CASCADE)
+    tenant = fields.ForeignKeyField(
+        "tenant.Tenant", related_name="members", on_delete=fields.CASCADE
+    )
     email = fields.CharField(max_length=254)
     role = fields.CharField(max_length=20)
     created_at = fields.DatetimeField(auto_now_add=True)

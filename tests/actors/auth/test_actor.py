@@ -55,7 +55,12 @@ async def test_only_a_hash_and_a_prefix_are_stored(rt, owner):
 
 async def test_unknown_malformed_and_revoked_keys_are_unauthenticated(rt, owner):
     created = await new_key(rt, owner)
-    for bad in ("", "sx_short", "nope" * 12, created.key[:-1] + ("A" if created.key[-1] != "A" else "B")):
+    for bad in (
+        "",
+        "sx_short",
+        "nope" * 12,
+        created.key[:-1] + ("A" if created.key[-1] != "A" else "B"),
+    ):
         with pytest.raises(Unauthenticated):
             await rt.ask(Authenticate(key=bad))
     revoked = await rt.ask(RevokeApiKey(tenant_id=owner.tenant.id, key_id=created.api_key.id))
@@ -87,7 +92,9 @@ async def test_keys_of_another_tenant_are_not_found(rt, owner):
         await rt.ask(RevokeApiKey(tenant_id=other.tenant.id, key_id=created.api_key.id))
     with pytest.raises(NotFound):
         await rt.ask(
-            CreateApiKey(tenant_id=other.tenant.id, member_id=owner.owner.id, role="viewer", name="k")
+            CreateApiKey(
+                tenant_id=other.tenant.id, member_id=owner.owner.id, role="viewer", name="k"
+            )
         )
     assert (await rt.ask(ListApiKeys(tenant_id=other.tenant.id))).items == ()
 

@@ -161,7 +161,9 @@ async def test_concurrent_adds_at_the_limit_from_two_runtimes_admit_exactly_one(
         Runtime.embedded(data_dir=tmp_path, services=["tenant-service"], environ=db_environ) as b,
     ):
         for attempt in range(5):
-            tenant = (await a.ask(CreateTenant(name=f"Race {attempt}", limits={"members": 1}))).tenant
+            tenant = (
+                await a.ask(CreateTenant(name=f"Race {attempt}", limits={"members": 1}))
+            ).tenant
             results = await asyncio.gather(
                 a.ask(AddMember(tenant_id=tenant.id, email="a@x.io")),
                 b.ask(AddMember(tenant_id=tenant.id, email="b@x.io")),
