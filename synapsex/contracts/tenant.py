@@ -102,35 +102,47 @@ class MemberView(Reply):
     created_at: datetime
 
 
-class CreatedTenant(Reply):
+class BootstrappedTenant(Reply):
     tenant: TenantView
-    #: the owner created with the tenant, when ``owner_email`` was given
-    owner: MemberView | None
+    owner: MemberView
 
 
 # ---------------------------------------------------------------------------- messages
 
 
-class CreateTenant(Message, service=SERVICE):
-    """Create a tenant (and, with ``owner_email``, its first owner in the same transaction).
+def _check_new_tenant(name: str, plan: str, limits: dict[str, Any] | None) -> None:
+    check_text(name, "name", max_length=100)
+    if not slugify(name):
+        raise InvalidInput("name", "must contain a letter or a digit")
+    check_choice(plan, PLANS, "plan")
+    check_limit_overrides(limits)
 
-    Replies :class:`CreatedTenant`; :class:`Conflict` when the name (or its slug) is taken.
-    """
+
+class CreateTenant(Message, service=SERVICE):
+    """Create a tenant without members. Replies :class:`TenantView`; :class:`Conflict` when
+    the name (or its slug) is taken."""
 
     name: str
     plan: str = "free"
     #: overrides of the plan's limits, e.g. ``{"members": 25}``
     limits: dict[str, Any] | None = None
-    owner_email: str | None = None
 
     def validate(self) -> None:
-        check_text(self.name, "name", max_length=100)
-        if not slugify(self.name):
-            raise InvalidInput("name", "must contain a letter or a digit")
-        check_choice(self.plan, PLANS, "plan")
-        check_limit_overrides(self.limits)
-        if self.owner_email is not None:
-            check_email(self.owner_email, "owner_email")
+        _check_new_tenant(self.name, self.plan, self.limits)
+
+
+class BootstrapTenant(Message, service=SERVICE):
+    """Create a tenant and its first owner in one transaction (what ``synapsex bootstrap``
+    does). Replies :class:`BootstrappedTenant`; :class:`Conflict` when the name is taken."""
+
+    name: str
+    owner_email: str
+    plan: str = "free"
+    limits: dict[str, Any] | None = None
+
+    def validate(self) -> None:
+        _check_new_tenant(self.name, self.plan, self.limits)
+        check_email(self.owner_email, "owner_email")
 
 
 class GetTenant(Message, service=SERVICE):
@@ -209,8 +221,9 @@ __all__ = [
     "ROLES",
     "ROLE_RANK",
     "AddMember",
+    "BootstrapTenant",
+    "BootstrappedTenant",
     "CreateTenant",
-    "CreatedTenant",
     "GetMember",
     "GetTenant",
     "Limits",

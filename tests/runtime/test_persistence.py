@@ -100,7 +100,7 @@ async def test_postgres_refuses_to_start_with_pending_migrations_and_names_them(
 async def test_the_sqlite_default_applies_pending_migrations_itself(tmp_path):
     settings = Runtime.embedded(data_dir=tmp_path).settings
     async with Runtime([load_service("tenant-service")], settings=settings, migrate=None) as rt:
-        assert (await rt.ask(CreateTenant(name="Auto"))).tenant.name == "Auto"
+        assert (await rt.ask(CreateTenant(name="Auto"))).name == "Auto"
 
 
 class Peek(Message, service="auth-service"):

@@ -10,7 +10,8 @@ from synapsex.contracts.errors import Conflict, LimitExceeded
 from synapsex.contracts.tenant import (
     PLAN_LIMITS,
     AddMember,
-    CreatedTenant,
+    BootstrappedTenant,
+    BootstrapTenant,
     CreateTenant,
     GetMember,
     GetTenant,
@@ -62,31 +63,41 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
     async def _tenant(self, tenant_id: str) -> Tenant:
         return await get_or_not_found(Tenant.filter(id=tenant_id), "tenant", id=tenant_id)
 
-    @handler
-    async def create_tenant(self, msg: CreateTenant) -> CreatedTenant:
-        owner = None
+    async def _create(
+        self, msg: CreateTenant | BootstrapTenant, owner_email: str | None
+    ) -> tuple[Tenant, TenantMember | None]:
+        fields = {
+            "name": msg.name,
+            "slug": slugify(msg.name),
+            "plan": msg.plan,
+            "limit_overrides": msg.limits or {},
+        }
         with db_errors(conflict=f"a tenant named {msg.name!r} (or with the same slug) exists"):
+            if owner_email is None:  # one statement: no transaction needed
+                return await Tenant.create(id=new_id("ten"), member_count=0, **fields), None
             async with in_transaction() as conn:
                 tenant = await Tenant.create(
-                    id=new_id("ten"),
-                    name=msg.name,
-                    slug=slugify(msg.name),
-                    plan=msg.plan,
-                    limit_overrides=msg.limits or {},
-                    member_count=1 if msg.owner_email else 0,
+                    id=new_id("ten"), member_count=1, using_db=conn, **fields
+                )
+                owner = await TenantMember.create(
+                    id=new_id("mem"),
+                    tenant_id=tenant.id,
+                    email=owner_email.lower(),
+                    role="owner",
                     using_db=conn,
                 )
-                if msg.owner_email:
-                    owner = await TenantMember.create(
-                        id=new_id("mem"),
-                        tenant_id=tenant.id,
-                        email=msg.owner_email.lower(),
-                        role="owner",
-                        using_db=conn,
-                    )
-        return CreatedTenant(
-            tenant=tenant_view(tenant), owner=member_view(owner) if owner else None
-        )
+        return tenant, owner
+
+    @handler
+    async def create_tenant(self, msg: CreateTenant) -> TenantView:
+        tenant, _ = await self._create(msg, None)
+        return tenant_view(tenant)
+
+    @handler
+    async def bootstrap_tenant(self, msg: BootstrapTenant) -> BootstrappedTenant:
+        tenant, owner = await self._create(msg, msg.owner_email)
+        assert owner is not None
+        return BootstrappedTenant(tenant=tenant_view(tenant), owner=member_view(owner))
 
     @handler
     async def get_tenant(self, msg: GetTenant) -> TenantView:

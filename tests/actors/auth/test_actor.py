@@ -6,7 +6,7 @@ import pytest
 
 from synapsex.contracts.auth import Authenticate, CreateApiKey, ListApiKeys, RevokeApiKey
 from synapsex.contracts.errors import Forbidden, NotFound, Unauthenticated
-from synapsex.contracts.tenant import AddMember, CreateTenant
+from synapsex.contracts.tenant import AddMember, BootstrapTenant
 from synapsex.runtime import Runtime
 
 
@@ -20,7 +20,7 @@ async def rt(tmp_path, db_environ):
 
 @pytest.fixture
 async def owner(rt):
-    return await rt.ask(CreateTenant(name="Keys", owner_email="o@x.io"))
+    return await rt.ask(BootstrapTenant(name="Keys", owner_email="o@x.io"))
 
 
 async def new_key(rt, owner, role="owner", name="k"):
@@ -87,7 +87,7 @@ async def test_a_key_cannot_outrank_its_member(rt, owner):
 
 async def test_keys_of_another_tenant_are_not_found(rt, owner):
     created = await new_key(rt, owner)
-    other = await rt.ask(CreateTenant(name="Other", owner_email="x@y.io"))
+    other = await rt.ask(BootstrapTenant(name="Other", owner_email="x@y.io"))
     with pytest.raises(NotFound):
         await rt.ask(RevokeApiKey(tenant_id=other.tenant.id, key_id=created.api_key.id))
     with pytest.raises(NotFound):

@@ -7,6 +7,7 @@ import pytest
 from synapsex.contracts.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from synapsex.contracts.tenant import (
     AddMember,
+    BootstrapTenant,
     CreateTenant,
     GetMember,
     GetTenant,
@@ -29,7 +30,7 @@ async def rt(tmp_path, db_environ):
 
 
 async def test_create_tenant_with_owner_returns_plan_limits(rt):
-    created = await rt.ask(CreateTenant(name="Acme Labs", plan="pro", owner_email="Ann@Acme.io"))
+    created = await rt.ask(BootstrapTenant(name="Acme Labs", plan="pro", owner_email="Ann@Acme.io"))
     assert created.tenant.slug == "acme-labs"
     assert created.tenant.limits.members == 50
     assert created.tenant.member_count == 1
@@ -47,15 +48,16 @@ async def test_tenant_name_and_slug_are_unique(rt):
 
 async def test_limit_overrides_apply_and_are_validated(rt):
     created = await rt.ask(CreateTenant(name="Big", limits={"members": 2}))
-    assert created.tenant.limits.members == 2
-    assert created.tenant.limits.agents == 3  # the free plan's
+    assert created.limits.members == 2
+    assert created.limits.agents == 3  # the free plan's
+    assert created.member_count == 0
     with pytest.raises(InvalidInput) as err:
         CreateTenant(name="Bad", limits={"seats": 3})
     assert err.value.field == "limits.seats"
 
 
 async def test_add_member_past_limit_is_limit_exceeded(rt):
-    tenant = (await rt.ask(CreateTenant(name="Small", limits={"members": 2}))).tenant
+    tenant = await rt.ask(CreateTenant(name="Small", limits={"members": 2}))
     await rt.ask(AddMember(tenant_id=tenant.id, email="a@x.io"))
     await rt.ask(AddMember(tenant_id=tenant.id, email="b@x.io"))
     with pytest.raises(LimitExceeded):
@@ -64,8 +66,8 @@ async def test_add_member_past_limit_is_limit_exceeded(rt):
 
 
 async def test_member_email_is_unique_per_tenant(rt):
-    one = (await rt.ask(CreateTenant(name="One"))).tenant
-    two = (await rt.ask(CreateTenant(name="Two"))).tenant
+    one = await rt.ask(CreateTenant(name="One"))
+    two = await rt.ask(CreateTenant(name="Two"))
     await rt.ask(AddMember(tenant_id=one.id, email="a@x.io"))
     await rt.ask(AddMember(tenant_id=two.id, email="a@x.io"))
     with pytest.raises(Conflict) as err:
@@ -75,7 +77,9 @@ async def test_member_email_is_unique_per_tenant(rt):
 
 
 async def test_remove_member_frees_a_seat_but_never_the_last_owner(rt):
-    created = await rt.ask(CreateTenant(name="Seats", limits={"members": 2}, owner_email="o@x.io"))
+    created = await rt.ask(
+        BootstrapTenant(name="Seats", limits={"members": 2}, owner_email="o@x.io")
+    )
     tenant = created.tenant
     member = await rt.ask(AddMember(tenant_id=tenant.id, email="m@x.io", role="viewer"))
     with pytest.raises(Conflict):
@@ -86,8 +90,8 @@ async def test_remove_member_frees_a_seat_but_never_the_last_owner(rt):
 
 
 async def test_members_of_another_tenant_are_not_found(rt):
-    one = await rt.ask(CreateTenant(name="One", owner_email="o@x.io"))
-    two = (await rt.ask(CreateTenant(name="Two"))).tenant
+    one = await rt.ask(BootstrapTenant(name="One", owner_email="o@x.io"))
+    two = await rt.ask(CreateTenant(name="Two"))
     with pytest.raises(NotFound):
         await rt.ask(GetMember(tenant_id=two.id, member_id=one.owner.id))
     with pytest.raises(NotFound):
@@ -95,7 +99,7 @@ async def test_members_of_another_tenant_are_not_found(rt):
 
 
 async def test_update_plan_changes_limits(rt):
-    tenant = (await rt.ask(CreateTenant(name="Up", limits={"vms": 9}))).tenant
+    tenant = await rt.ask(CreateTenant(name="Up", limits={"vms": 9}))
     kept = await rt.ask(UpdateTenantPlan(tenant_id=tenant.id, plan="enterprise"))
     assert kept.limits.members == 1000
     assert kept.limits.vms == 9
@@ -106,7 +110,7 @@ async def test_update_plan_changes_limits(rt):
 
 
 async def test_lists_are_paginated_oldest_first(rt):
-    tenant = (await rt.ask(CreateTenant(name="Many", plan="pro"))).tenant
+    tenant = await rt.ask(CreateTenant(name="Many", plan="pro"))
     emails = [f"m{i}@x.io" for i in range(5)]
     for email in emails:
         await rt.ask(AddMember(tenant_id=tenant.id, email=email))
@@ -141,7 +145,7 @@ async def test_tenants_survive_a_runtime_restart(tmp_path, db_environ):
     async with Runtime.embedded(
         data_dir=tmp_path, services=["tenant-service"], environ=db_environ
     ) as rt:
-        created = await rt.ask(CreateTenant(name="Durable", owner_email="o@x.io"))
+        created = await rt.ask(BootstrapTenant(name="Durable", owner_email="o@x.io"))
     async with Runtime.embedded(
         data_dir=tmp_path, services=["tenant-service"], environ=db_environ
     ) as rt:
@@ -161,9 +165,7 @@ async def test_concurrent_adds_at_the_limit_from_two_runtimes_admit_exactly_one(
         Runtime.embedded(data_dir=tmp_path, services=["tenant-service"], environ=db_environ) as b,
     ):
         for attempt in range(5):
-            tenant = (
-                await a.ask(CreateTenant(name=f"Race {attempt}", limits={"members": 1}))
-            ).tenant
+            tenant = await a.ask(CreateTenant(name=f"Race {attempt}", limits={"members": 1}))
             results = await asyncio.gather(
                 a.ask(AddMember(tenant_id=tenant.id, email="a@x.io")),
                 b.ask(AddMember(tenant_id=tenant.id, email="b@x.io")),
