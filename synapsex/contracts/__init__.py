@@ -3,7 +3,7 @@
 Messages, replies and errors live here (one module per service); ORM models never do.
 """
 
-from synapsex.contracts.common import Page, secret_field
+from synapsex.contracts.common import Page, PageRequest, secret_field
 from synapsex.contracts.errors import (
     Conflict,
     ContractError,
@@ -27,6 +27,7 @@ __all__ = [
     "Message",
     "NotFound",
     "Page",
+    "PageRequest",
     "Reply",
     "ServiceFailure",
     "Timeout",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from synapsex.contracts.common import check_choice, check_page, check_text, secret_field
+from synapsex.contracts.common import PageRequest, check_choice, check_text, secret_field
 from synapsex.contracts.message import Message, Reply
 from synapsex.contracts.tenant import ROLES
 
@@ -71,15 +71,10 @@ class RevokeApiKey(Message, service=SERVICE):
     key_id: str
 
 
-class ListApiKeys(Message, service=SERVICE):
+class ListApiKeys(PageRequest, service=SERVICE):
     """Replies ``Page[ApiKeyView]``, oldest first, revoked keys included."""
 
     tenant_id: str
-    first: int = 50
-    after: str | None = None
-
-    def validate(self) -> None:
-        check_page(self.first)
 
 
 __all__ = [

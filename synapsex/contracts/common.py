@@ -7,6 +7,7 @@ import re
 from typing import Any, Generic, TypeVar
 
 from synapsex.contracts.errors import InvalidInput
+from synapsex.contracts.message import Message
 
 T = TypeVar("T")
 
@@ -28,10 +29,15 @@ class Page(Generic[T]):
     end_cursor: str | None
 
 
-def check_page(first: int, field: str = "first") -> None:
-    """``first`` must be 1..100."""
-    if not 1 <= first <= MAX_PAGE_SIZE:
-        raise InvalidInput(field, f"must be between 1 and {MAX_PAGE_SIZE}")
+class PageRequest(Message, abstract=True):
+    """Base of list messages: ``first`` items (1..100) after the cursor ``after``."""
+
+    first: int = 50
+    after: str | None = None
+
+    def validate(self) -> None:
+        if not 1 <= self.first <= MAX_PAGE_SIZE:
+            raise InvalidInput("first", f"must be between 1 and {MAX_PAGE_SIZE}")
 
 
 def check_text(value: str, field: str, *, max_length: int, min_length: int = 1) -> None:

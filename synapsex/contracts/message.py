@@ -54,9 +54,16 @@ class Message(metaclass=_ContractMeta):
     #: the service that handles this message type
     service: ClassVar[str]
     _sx_checks: ClassVar[tuple[tuple[str, Checker, str], ...] | None]
+    _sx_abstract: ClassVar[bool] = False
 
-    def __init_subclass__(cls, service: str | None = None, **kw: Any) -> None:
+    def __init_subclass__(
+        cls, service: str | None = None, abstract: bool = False, **kw: Any
+    ) -> None:
         super().__init_subclass__(**kw)
+        if abstract or cls.__dict__.get("_sx_abstract"):
+            # a base with shared fields (PageRequest): never sent, never registered
+            cls._sx_abstract = True
+            return
         if service is not None:
             cls.service = service
         if "service" not in dir(cls):

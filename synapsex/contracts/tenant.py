@@ -12,9 +12,9 @@ from typing import Any
 
 from synapsex.contracts.common import (
     Page,
+    PageRequest,
     check_choice,
     check_email,
-    check_page,
     check_text,
 )
 from synapsex.contracts.errors import InvalidInput
@@ -151,14 +151,8 @@ class GetTenant(Message, service=SERVICE):
     id: str
 
 
-class ListTenants(Message, service=SERVICE):
+class ListTenants(PageRequest, service=SERVICE):
     """Replies ``Page[TenantView]``, oldest first."""
-
-    first: int = 50
-    after: str | None = None
-
-    def validate(self) -> None:
-        check_page(self.first)
 
 
 class UpdateTenantPlan(Message, service=SERVICE):
@@ -203,15 +197,10 @@ class GetMember(Message, service=SERVICE):
     member_id: str
 
 
-class ListMembers(Message, service=SERVICE):
+class ListMembers(PageRequest, service=SERVICE):
     """Replies ``Page[MemberView]``, oldest first."""
 
     tenant_id: str
-    first: int = 50
-    after: str | None = None
-
-    def validate(self) -> None:
-        check_page(self.first)
 
 
 __all__ = [
