@@ -1,4 +1,4 @@
-"""``synapsex serve``: run every service until SIGINT or SIGTERM, then stop gracefully."""
+"""``synapsex serve``: every service and the GraphQL gateway, until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import asyncio
 import signal
 
 import structlog
+from aiohttp import web
 
 from synapsex.cli.common import add_data_dir
 from synapsex.config import Settings
+from synapsex.graphql import GatewayConfig, create_app
 from synapsex.runtime import Runtime, load_services
 
 log = structlog.get_logger("synapsex.serve")
@@ -18,11 +20,14 @@ log = structlog.get_logger("synapsex.serve")
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
-        help="run the platform",
-        description="Start every service. On the SQLite default, pending migrations are "
-        "applied; against PostgreSQL the command refuses to start while migrations are "
-        "pending unless --migrate is given. SIGINT or SIGTERM stops it gracefully.",
+        help="run the platform: every service and the GraphQL gateway",
+        description="Start every service and the gateway (/graphql, /healthz, /readyz, "
+        "/metrics). On the SQLite default, pending migrations are applied; against PostgreSQL "
+        "the command refuses to start while migrations are pending unless --migrate is given. "
+        "SIGINT or SIGTERM stops it gracefully: in-flight requests finish, mailboxes drain.",
     )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080; 0: any)")
     parser.add_argument(
         "--migrate", action="store_true", help="apply pending migrations first (PostgreSQL)"
     )
@@ -31,7 +36,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="how long a graceful stop lets mailboxes drain (default 10)",
+        help="how long a graceful stop waits for requests and mailboxes (default 10)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed to open WebSockets (repeatable), e.g. https://chat.example",
     )
     add_data_dir(parser)
     parser.set_defaults(run=run)
@@ -49,14 +61,31 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
-    log.info("serving", services=runtime.services, data_dir=str(settings.data_dir))
-    stopped = asyncio.ensure_future(runtime.wait_stopped())
-    signalled = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
-    signalled.cancel()
-    log.info("stopping")
-    await runtime.stop()
-    stopped.cancel()
+    app = create_app(runtime, GatewayConfig(allowed_origins=tuple(args.allowed_origin)))
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=args.drain_timeout
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        log.info(
+            "serving",
+            url=f"http://{host}:{port}/graphql",
+            port=port,
+            services=runtime.services,
+            data_dir=str(settings.data_dir),
+        )
+        stopped = asyncio.ensure_future(runtime.wait_stopped())
+        signalled = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        stopped.cancel()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()  # stops listening, lets in-flight requests finish
+        await runtime.stop()
     if runtime.failure:
         log.error("runtime failed", reason=runtime.failure)
         return 1

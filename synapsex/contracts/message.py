@@ -35,8 +35,14 @@ class _ContractMeta(type):
         if ns.get(_MARK) or not any(isinstance(b, _ContractMeta) for b in bases):
             return super().__new__(mcs, name, bases, ns, **kw)
         ns[_MARK] = True
-        cls = super().__new__(mcs, name, bases, ns, **kw)
-        return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        # Methods using zero-argument super() close over __classcell__; it must end up
+        # pointing at the slotted class dataclass builds, not at this first draft.
+        cell = ns.pop("__classcell__", None)
+        draft = super().__new__(mcs, name, bases, ns, **kw)
+        cls = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(draft)
+        if cell is not None:
+            cell.cell_contents = cls
+        return cls
 
 
 class Reply(metaclass=_ContractMeta):

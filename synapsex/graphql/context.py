@@ -1,0 +1,51 @@
+"""The per-request context: who is calling, and a way to ask services on their behalf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from synapsex.contracts import Message
+from synapsex.contracts.auth import Authenticate, Principal
+from synapsex.contracts.errors import Unauthenticated
+from synapsex.runtime import Runtime, new_id
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key in ``Authorization: Bearer <key>``, or ``None``."""
+    if not authorization:
+        return None
+    scheme, _, key = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+@dataclass(eq=False)
+class GatewayContext:
+    """One HTTP request, or one WebSocket connection (Strawberry builds the context once per
+    socket; the principal is checked at ``connection_init``)."""
+
+    runtime: Runtime
+    authorization: str | None = None
+    request_id: str = field(default_factory=lambda: new_id("req"))
+    trace_id: str | None = None
+    operation_name: str | None = None
+    #: the error codes the response carried (for the request log line and metrics)
+    error_codes: list[str] = field(default_factory=list)
+    _principal: Principal | None = None
+
+    async def principal(self) -> Principal:
+        """The authenticated caller; :class:`Unauthenticated` when the key is missing or bad.
+
+        Authenticates once per context (per request; per connection on WebSockets)."""
+        if self._principal is None:
+            key = bearer_key(self.authorization)
+            if key is None:
+                raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+            self._principal = await self.ask(Authenticate(key=key))
+        return self._principal
+
+    async def ask(self, message: Message) -> Any:
+        """Ask the owning service (never waiting for mailbox room: a full one is UNAVAILABLE)."""
+        return await self.runtime.ask(message, trace_id=self.trace_id)

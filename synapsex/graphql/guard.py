@@ -1,0 +1,98 @@
+"""Every mutation goes through :func:`guarded`: authenticate, ask the policy-service, run,
+and write an audit record of the outcome (successful, failed or denied)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from strawberry.types import Info
+
+from synapsex.contracts.audit import RecordAudit
+from synapsex.contracts.auth import Principal
+from synapsex.contracts.errors import ContractError, Forbidden
+from synapsex.contracts.policy import CheckPolicy
+from synapsex.graphql.context import GatewayContext
+
+log = structlog.get_logger("synapsex.gateway")
+R = TypeVar("R")
+
+
+async def guarded(
+    info: Info[GatewayContext, Any],
+    *,
+    action: str,
+    resource_type: str,
+    run: Callable[[Principal], Awaitable[R]],
+    resource_id: str | None = None,
+    resource_id_of: Callable[[R], str | None] = lambda result: getattr(result, "id", None),
+    is_own_resource: bool = False,
+) -> R:
+    """Run one mutation for the caller. ``run`` gets the principal; what it raises (or the
+    policy's refusal, ``FORBIDDEN`` with its reason) is audited, then re-raised."""
+    ctx = info.context
+    principal = await ctx.principal()
+    decision = await ctx.ask(
+        CheckPolicy(
+            tenant_id=principal.tenant_id,
+            role=principal.role,
+            action=action,
+            resource_id=resource_id,
+            is_own_resource=is_own_resource,
+        )
+    )
+    audit = _Audit(ctx, principal, action, resource_type, resource_id)
+    if decision.effect != "ALLOW":
+        await audit.write("DENIED", "FORBIDDEN")
+        raise Forbidden(decision.reason, effect=decision.effect, policy_id=decision.policy_id)
+    try:
+        result = await run(principal)
+    except ContractError as exc:
+        await audit.write("FAILURE", exc.code)
+        raise
+    except Exception:
+        await audit.write("FAILURE", "INTERNAL")
+        raise
+    await audit.write("SUCCESS", None, resource_id_of(result))
+    return result
+
+
+class _Audit:
+    def __init__(
+        self,
+        ctx: GatewayContext,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.principal = principal
+        self.action = action
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+
+    async def write(self, outcome: str, error_code: str | None, resource_id: str | None = None):
+        record = RecordAudit(
+            tenant_id=self.principal.tenant_id,
+            actor_member_id=self.principal.member_id,
+            actor_key_id=self.principal.key_id,
+            action=self.action,
+            resource_type=self.resource_type,
+            resource_id=self.resource_id or resource_id,
+            outcome=outcome,
+            error_code=error_code,
+            request_id=self.ctx.request_id,
+        )
+        try:
+            await self.ctx.ask(record)
+        except ContractError as exc:
+            # The mutation's own outcome stands; the missing record is an operator's alarm.
+            log.error(
+                "audit record not written",
+                action=self.action,
+                outcome=outcome,
+                request_id=self.ctx.request_id,
+                error_code=exc.code,
+            )

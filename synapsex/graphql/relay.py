@@ -1,0 +1,39 @@
+"""Relay-style connections: ``edges { cursor node }`` and ``pageInfo { hasNextPage endCursor }``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import strawberry
+
+from synapsex.contracts.common import Page
+
+T = TypeVar("T")
+N = TypeVar("N")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+
+def connection(page: Page[N], node: Callable[[N], T]) -> Connection[T]:
+    """A connection from a contract page; each item's id is its (opaque) cursor."""
+    return Connection(
+        edges=[Edge(cursor=item.id, node=node(item)) for item in page.items],  # type: ignore[attr-defined]
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+    )
