@@ -23,7 +23,9 @@ INTERNAL_MESSAGE = "Internal error; quote the requestId when reporting it."
 
 
 def to_graphql_error(error: GraphQLError, context: Any) -> GraphQLError:
-    """The error a client sees for ``error``."""
+    """The error a client sees for ``error`` (one that already has a code is kept)."""
+    if error.extensions and "code" in error.extensions:
+        return error
     original = error.original_error
     request_id = getattr(context, "request_id", None)
     if isinstance(original, ContractError):
@@ -60,26 +62,49 @@ def _camel(extensions: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ErrorCodes(SchemaExtension):
-    """Rewrite every error of a result (single or streamed) with :func:`to_graphql_error`."""
+def rewrite_errors(result: Any, context: Any) -> None:
+    """Give every error of ``result`` its code (idempotent); note the codes on the context."""
+    errors = getattr(result, "errors", None)
+    if not errors:
+        return
+    result.errors = [to_graphql_error(e, context) for e in errors]
+    codes = getattr(context, "error_codes", None)
+    if codes is not None:
+        codes[:] = [e.extensions.get("code", "INTERNAL") for e in result.errors]
 
-    def _rewrite(self, result: Any) -> None:
-        errors = getattr(result, "errors", None)
-        if not errors:
-            return
-        context = self.execution_context.context
-        result.errors = [to_graphql_error(e, context) for e in errors]
-        codes = getattr(context, "error_codes", None)
-        if codes is not None:
-            codes.extend(e.extensions.get("code", "INTERNAL") for e in result.errors)
+
+class ErrorCodes(SchemaExtension):
+    """Rewrite the errors of each result, single or streamed, with :func:`to_graphql_error`.
+
+    A failure before execution (a syntax error, a token limit) escapes ``on_operation``, so the
+    gateway's schema also rewrites what ``execute`` returns (see ``schema.GatewaySchema``)."""
 
     def on_operation(self) -> Iterator[None]:
         yield
         context = self.execution_context.context
         if hasattr(context, "operation_name"):
-            context.operation_name = self.execution_context.operation_name
-        self._rewrite(self.execution_context.result)
+            context.operation_name = operation_label(self.execution_context)
+        rewrite_errors(self.execution_context.result, context)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
-        self._rewrite(result)
+        rewrite_errors(result, self.execution_context.context)
         yield
+
+
+def operation_label(execution_context: Any) -> str | None:
+    """The operation's name, or for an anonymous one its type and root fields
+    (``query me,apiKeys``), for logs and metrics."""
+    if execution_context.operation_name:
+        return execution_context.operation_name
+    document = execution_context.graphql_document
+    if document is None:
+        return None
+    for definition in document.definitions:
+        selection_set = getattr(definition, "selection_set", None)
+        operation = getattr(definition, "operation", None)
+        if selection_set is None or operation is None:
+            continue
+        fields = [getattr(s, "name", None) for s in selection_set.selections]
+        names = ",".join(sorted({f.value for f in fields if f is not None}))
+        return f"{operation.value} {names}"[:100]
+    return None

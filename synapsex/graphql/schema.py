@@ -15,10 +15,11 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
 
 from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
-from synapsex.graphql.errors import ErrorCodes
+from synapsex.graphql.errors import ErrorCodes, rewrite_errors
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
@@ -35,15 +36,24 @@ class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Errors are logged (once, with the request id) by :class:`ErrorCodes`, not here."""
 
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        context = kwargs.get("context_value", args[2] if len(args) > 2 else None)
+        rewrite_errors(result, context)
+        return result
 
-def build_schema() -> strawberry.Schema:
-    """A new schema (extensions are factories, so nothing is shared between requests)."""
+
+def build_schema(*, max_depth: int = MAX_DEPTH) -> strawberry.Schema:
+    """A new schema (extensions are factories, so nothing is shared between requests).
+
+    The schema has no cycles yet, so no query can go deeper than ``MAX_DEPTH``; the limit is
+    there for the types to come (``max_depth`` lets a test see it bite)."""
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,

@@ -21,6 +21,7 @@ from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from synapsex.contracts.errors import ContractError
@@ -132,6 +133,15 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         sub_response.charset = "utf-8"
         return sub_response
 
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # A mutation over GET: the operation exists, the method is wrong.
+                raise HTTPException(405, exc.reason) from exc.__cause__
+            raise
+
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self.run(request=request)
@@ -150,4 +160,5 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
         text=json.dumps(body),
         content_type=response_media_type(request.headers.get("Accept")),
         charset="utf-8",
+        headers={"Allow": "GET, POST"} if status == 405 else None,
     )

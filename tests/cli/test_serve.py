@@ -5,6 +5,8 @@ import json
 import os
 import signal
 
+import aiohttp
+
 from .conftest import SYNAPSEX
 
 
@@ -32,14 +34,39 @@ async def read_until(proc, event: str, deadline: float = 30.0) -> list[dict]:
     return await asyncio.wait_for(scan(), deadline)
 
 
-async def test_serve_starts_every_service_and_stops_gracefully_on_sigterm(tmp_path):
-    proc = await start_serve(tmp_path)
+async def test_serve_runs_the_gateway_and_stops_gracefully_on_sigterm(tmp_path):
+    proc = await start_serve(tmp_path, "--port", "0")
     try:
         lines = await read_until(proc, "serving")
-        assert {"tenant-service", "auth-service"} <= set(lines[-1]["services"])
+        serving = lines[-1]
+        assert {"tenant-service", "auth-service", "policy-service", "audit-service"} <= set(
+            serving["services"]
+        )
         applied = {line["migration"] for line in lines if line["event"] == "migration applied"}
-        assert applied == {"tenant.0001_initial", "auth.0001_initial"}
-        assert (tmp_path / "data" / "tenant.db").exists()
+        assert {"tenant.0001_initial", "auth.0001_initial"} <= applied
+        assert serving["url"] == f"http://127.0.0.1:{serving['port']}/graphql"
+
+        bootstrap = await asyncio.create_subprocess_exec(
+            *SYNAPSEX,
+            "bootstrap",
+            "--tenant",
+            "Live",
+            "--data-dir",
+            str(tmp_path / "data"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await asyncio.wait_for(bootstrap.communicate(), 60)
+        key = json.loads(out)["api_key"]
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(
+                serving["url"],
+                json={"query": "{ me { role tenant { name } } }"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert await response.json() == {
+                "data": {"me": {"role": "OWNER", "tenant": {"name": "Live"}}}
+            }
         proc.send_signal(signal.SIGTERM)
         await read_until(proc, "runtime stopped")
         assert await asyncio.wait_for(proc.wait(), 30) == 0
@@ -57,7 +84,7 @@ async def test_serve_on_postgres_refuses_pending_migrations_unless_told(tmp_path
     assert b"pending migrations" in stderr
     assert b"tenant.0001_initial" in stderr
 
-    proc = await start_serve(tmp_path, "--migrate", env=env)
+    proc = await start_serve(tmp_path, "--migrate", "--port", "0", env=env)
     try:
         await read_until(proc, "serving")
         proc.send_signal(signal.SIGINT)

@@ -1,0 +1,1 @@
+"""policy-service: a default role matrix plus per-tenant rules; decides whether a role may act."""
