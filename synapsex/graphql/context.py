@@ -33,6 +33,8 @@ class GatewayContext:
     operation_name: str | None = None
     #: the error codes the response carried (for the request log line and metrics)
     error_codes: list[str] = field(default_factory=list)
+    #: the WebSocket ``connection_init`` payload (Strawberry sets it)
+    connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
 
     async def principal(self) -> Principal:

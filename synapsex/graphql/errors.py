@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from synapsex.contracts.errors import ContractError
 
@@ -34,6 +35,13 @@ def to_graphql_error(error: GraphQLError, context: Any) -> GraphQLError:
             nodes=error.nodes,
             path=error.path,
             extensions=_camel(original.extensions()),
+        )
+    if isinstance(original, InvalidOperationTypeError):
+        # e.g. a query sent over legacy graphql-ws, which carries subscriptions only
+        return GraphQLError(
+            f"{original.operation_type.value} operations are not allowed on this transport",
+            nodes=error.nodes,
+            extensions={"code": "INVALID_INPUT"},
         )
     if original is None or isinstance(original, GraphQLError):
         extensions = {"code": "INVALID_INPUT", **(error.extensions or {})}

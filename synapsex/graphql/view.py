@@ -83,7 +83,7 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         return context
 
     async def on_ws_connect(self, context: GatewayContext) -> None:
-        params = getattr(context, "connection_params", None) or {}
+        params = context.connection_params or {}
         if not isinstance(params, Mapping):
             raise ConnectionRejectionError({"code": "INVALID_INPUT", "message": "bad payload"})
         authorization = params.get("authorization") or params.get("Authorization")
