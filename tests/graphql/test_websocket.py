@@ -1,4 +1,4 @@
-"""WebSockets: graphql-transport-ws and legacy graphql-ws, auth at connection_init, origins, pings."""
+"""WebSockets: graphql-transport-ws, legacy graphql-ws, auth at connection_init, origins, pings."""
 
 from __future__ import annotations
 
