@@ -71,6 +71,13 @@ class RevokeApiKey(Message, service=SERVICE):
     key_id: str
 
 
+class RevokeMemberKeys(Message, service=SERVICE):
+    """Revoke every key of a member (when the member leaves the tenant); replies how many."""
+
+    tenant_id: str
+    member_id: str
+
+
 class ListApiKeys(PageRequest, service=SERVICE):
     """Replies ``Page[ApiKeyView]``, oldest first, revoked keys included."""
 
@@ -86,4 +93,5 @@ __all__ = [
     "ListApiKeys",
     "Principal",
     "RevokeApiKey",
+    "RevokeMemberKeys",
 ]

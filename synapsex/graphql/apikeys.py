@@ -8,11 +8,9 @@ import strawberry
 from strawberry.types import Info
 
 from synapsex.contracts import auth as contract
-from synapsex.contracts.errors import Forbidden
-from synapsex.contracts.tenant import ROLE_RANK
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.enums import Role
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import check_role_ceiling, guarded
 from synapsex.graphql.relay import Connection, connection
 from synapsex.graphql.tenants import First
 
@@ -79,12 +77,7 @@ class ApiKeyMutation:
     @strawberry.mutation(description="Create a key for yourself; never above your own role.")
     async def create_api_key(self, info: Ctx, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         async def run(p: contract.Principal) -> contract.CreatedApiKey:
-            if ROLE_RANK[input.role.value] > ROLE_RANK[p.role]:
-                raise Forbidden(
-                    f"you cannot create a key with a higher role ({input.role.value}) "
-                    f"than your own ({p.role})",
-                    field="role",
-                )
+            check_role_ceiling(p, input.role.value, "create a key")
             return await info.context.ask(
                 contract.CreateApiKey(
                     tenant_id=p.tenant_id,

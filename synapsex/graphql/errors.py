@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
@@ -81,13 +81,22 @@ def rewrite_errors(result: Any, context: Any) -> None:
         codes[:] = [e.extensions.get("code", "INTERNAL") for e in result.errors]
 
 
-class ErrorCodes(SchemaExtension):
-    """Rewrite the errors of each result, single or streamed, with :func:`to_graphql_error`.
+class GatewayExtension(SchemaExtension):
+    """The gateway's per-operation work in one hook (each extension hook costs every request):
+    apply the token limit and the extra validation rules (depth, aliases), then rewrite the
+    errors of each result, single or streamed, with :func:`to_graphql_error`.
 
     A failure before execution (a syntax error, a token limit) escapes ``on_operation``, so the
     gateway's schema also rewrites what ``execute`` returns (see ``schema.GatewaySchema``)."""
 
+    def __init__(self, *, max_tokens: int, validation_rules: Sequence[type[ASTValidationRule]]):
+        self.max_tokens = max_tokens
+        self.validation_rules = tuple(validation_rules)
+
     def on_operation(self) -> Iterator[None]:
+        execution = self.execution_context
+        execution.parse_options["max_tokens"] = self.max_tokens
+        execution.validation_rules = execution.validation_rules + self.validation_rules
         yield
         context = self.execution_context.context
         if hasattr(context, "operation_name"):

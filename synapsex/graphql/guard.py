@@ -13,10 +13,20 @@ from synapsex.contracts.audit import RecordAudit
 from synapsex.contracts.auth import Principal
 from synapsex.contracts.errors import ContractError, Forbidden
 from synapsex.contracts.policy import CheckPolicy
+from synapsex.contracts.tenant import ROLE_RANK
 from synapsex.graphql.context import GatewayContext
 
 log = structlog.get_logger("synapsex.gateway")
 R = TypeVar("R")
+
+
+def check_role_ceiling(principal: Principal, role: str, what: str) -> None:
+    """Nobody grants, or acts on, a role above their own: :class:`Forbidden` otherwise."""
+    if ROLE_RANK[role] > ROLE_RANK[principal.role]:
+        raise Forbidden(
+            f"you cannot {what} with a higher role ({role}) than your own ({principal.role})",
+            field="role",
+        )
 
 
 async def guarded(
@@ -30,7 +40,8 @@ async def guarded(
     is_own_resource: bool = False,
 ) -> R:
     """Run one mutation for the caller. ``run`` gets the principal; what it raises (or the
-    policy's refusal, ``FORBIDDEN`` with its reason) is audited, then re-raised."""
+    policy's refusal, ``FORBIDDEN`` with its reason) is audited, then re-raised. A
+    ``Forbidden`` from ``run`` itself (a role ceiling) is audited as ``DENIED`` too."""
     ctx = info.context
     principal = await ctx.principal()
     decision = await ctx.ask(
@@ -48,6 +59,9 @@ async def guarded(
         raise Forbidden(decision.reason, effect=decision.effect, policy_id=decision.policy_id)
     try:
         result = await run(principal)
+    except Forbidden:
+        await audit.write("DENIED", "FORBIDDEN")
+        raise
     except ContractError as exc:
         await audit.write("FAILURE", exc.code)
         raise

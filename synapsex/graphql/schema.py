@@ -8,7 +8,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     ValidationCache,
@@ -19,7 +18,7 @@ from strawberry.types import ExecutionResult
 
 from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
-from synapsex.graphql.errors import ErrorCodes, rewrite_errors
+from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
@@ -34,7 +33,7 @@ Mutation = merge_types("Mutation", (TenantMutation, ApiKeyMutation, PolicyMutati
 
 class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Errors are logged (once, with the request id) by :class:`ErrorCodes`, not here."""
+        """Errors are logged (once, with the request id) by :class:`GatewayExtension`, not here."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         result = await super().execute(*args, **kwargs)
@@ -47,18 +46,23 @@ def build_schema(*, max_depth: int = MAX_DEPTH) -> strawberry.Schema:
     """A new schema (extensions are factories, so nothing is shared between requests).
 
     The schema has no cycles yet, so no query can go deeper than ``MAX_DEPTH``; the limit is
-    there for the types to come (``max_depth`` lets a test see it bite)."""
+    there for the types to come (``max_depth`` lets a test see it bite).
+
+    The depth and alias rules are built once per schema: Strawberry's ``ValidationCache`` keys
+    on the rule classes, and the limiters make a new class per instance, so a factory such as
+    ``lambda: QueryDepthLimiter(...)`` would miss the cache on every request."""
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    ]
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
             ValidationCache,
-            ErrorCodes,
+            lambda: GatewayExtension(max_tokens=MAX_TOKENS, validation_rules=limit_rules),
         ],
     )
 

@@ -9,9 +9,10 @@ import strawberry
 from strawberry.types import Info
 
 from synapsex.contracts import tenant as contract
+from synapsex.contracts.auth import RevokeMemberKeys
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.enums import Plan, Role
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import check_role_ceiling, guarded
 from synapsex.graphql.relay import Connection, connection
 from synapsex.graphql.scalars import BigInt
 
@@ -145,6 +146,7 @@ class TenantMutation:
     @strawberry.mutation(description="Add a member (admins and owners).")
     async def add_tenant_member(self, info: Ctx, input: AddTenantMemberInput) -> TenantMember:
         async def run(p):
+            check_role_ceiling(p, input.role.value, "add a member")
             return await info.context.ask(
                 contract.AddMember(tenant_id=p.tenant_id, email=input.email, role=input.role.value)
             )
@@ -157,9 +159,17 @@ class TenantMutation:
     @strawberry.mutation(description="Remove a member (admins and owners); never the last owner.")
     async def remove_tenant_member(self, info: Ctx, input: RemoveTenantMemberInput) -> TenantMember:
         async def run(p):
-            return await info.context.ask(
-                contract.RemoveMember(tenant_id=p.tenant_id, member_id=str(input.id))
+            member_id = str(input.id)
+            target = await info.context.ask(
+                contract.GetMember(tenant_id=p.tenant_id, member_id=member_id)
             )
+            check_role_ceiling(p, target.role, "remove a member")
+            removed = await info.context.ask(
+                contract.RemoveMember(tenant_id=p.tenant_id, member_id=member_id)
+            )
+            # A member who leaves takes their keys along.
+            await info.context.ask(RevokeMemberKeys(tenant_id=p.tenant_id, member_id=member_id))
+            return removed
 
         view = await guarded(
             info,

@@ -7,6 +7,8 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from cachetools import TTLCache
+
 from synapsex.contracts.auth import (
     KEY_PREFIX,
     ApiKeyView,
@@ -16,6 +18,7 @@ from synapsex.contracts.auth import (
     ListApiKeys,
     Principal,
     RevokeApiKey,
+    RevokeMemberKeys,
 )
 from synapsex.contracts.common import Page
 from synapsex.contracts.errors import Forbidden, Unauthenticated
@@ -30,6 +33,10 @@ PREFIX_LENGTH = len(KEY_PREFIX) + 8
 KEY_LENGTH = len(KEY_PREFIX) + 43  # token_urlsafe(32)
 #: last_used_at is written at most this often per key, so authentication stays a read
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: how long a successful authentication is remembered. A key revoked through this process stops
+#: working at once (the entry is dropped); one revoked by another process sharing the database
+#: stops working within this many seconds.
+AUTH_CACHE_SECONDS = 5.0
 
 
 def hash_key(key: str) -> str:
@@ -52,6 +59,21 @@ def key_view(row: ApiKey) -> ApiKeyView:
 
 class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.models"):
     """Owns ``api_keys``."""
+
+    async def on_start(self) -> None:
+        # key hash -> (principal, last_used_at): authentication runs on every request
+        self._known: TTLCache[str, tuple[Principal, datetime | None]] = TTLCache(
+            maxsize=10_000, ttl=AUTH_CACHE_SECONDS
+        )
+
+    def _forget(self, *, key_id: str | None = None, member_id: str | None = None) -> None:
+        stale = [
+            digest
+            for digest, (principal, _) in self._known.items()
+            if principal.key_id == key_id or principal.member_id == member_id
+        ]
+        for digest in stale:
+            self._known.pop(digest, None)
 
     @handler
     async def create_key(self, msg: CreateApiKey) -> CreatedApiKey:
@@ -81,18 +103,30 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
             raise Unauthenticated("invalid API key")
         digest = hash_key(key)
+        known = self._known.get(digest)
+        if known is not None:
+            principal, last_used = known
+            await self._touch(digest, principal, last_used)
+            return principal
         match = None
         for row in await ApiKey.filter(prefix=key[:PREFIX_LENGTH]):
             if hmac.compare_digest(row.key_hash, digest):
                 match = row
         if match is None or match.revoked_at is not None:
             raise Unauthenticated("invalid API key")
-        now = datetime.now(UTC)
-        if match.last_used_at is None or now - match.last_used_at >= LAST_USED_RESOLUTION:
-            await ApiKey.filter(id=match.id).update(last_used_at=now)
-        return Principal(
+        principal = Principal(
             tenant_id=match.tenant_id, member_id=match.member_id, role=match.role, key_id=match.id
         )
+        await self._touch(digest, principal, match.last_used_at)
+        return principal
+
+    async def _touch(self, digest: str, principal: Principal, last_used: datetime | None) -> None:
+        """Record the use (at most once per LAST_USED_RESOLUTION) and remember the key."""
+        now = datetime.now(UTC)
+        if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+            await ApiKey.filter(id=principal.key_id).update(last_used_at=now)
+            last_used = now
+        self._known[digest] = (principal, last_used)
 
     @handler
     async def revoke(self, msg: RevokeApiKey) -> ApiKeyView:
@@ -102,7 +136,16 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
             await row.save(update_fields=["revoked_at"])
+        self._forget(key_id=row.id)
         return key_view(row)
+
+    @handler
+    async def revoke_member_keys(self, msg: RevokeMemberKeys) -> int:
+        revoked = await ApiKey.filter(
+            tenant_id=msg.tenant_id, member_id=msg.member_id, revoked_at=None
+        ).update(revoked_at=datetime.now(UTC))
+        self._forget(member_id=msg.member_id)
+        return revoked
 
     @handler
     async def list_keys(self, msg: ListApiKeys) -> Page[ApiKeyView]:

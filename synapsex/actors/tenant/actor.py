@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cachetools import TTLCache
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -57,8 +58,19 @@ def member_view(member: TenantMember) -> MemberView:
     )
 
 
+#: how long a tenant read is remembered. This actor drops the entry whenever it changes the
+#: tenant; a change made by another process sharing the database shows within this many seconds.
+TENANT_CACHE_SECONDS = 5.0
+
+
 class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenant.models"):
     """Owns ``tenants`` and ``tenant_members``."""
+
+    async def on_start(self) -> None:
+        # GetTenant runs on most requests (``me { tenant }``, limits); the actor is the writer
+        self._tenants: TTLCache[str, TenantView] = TTLCache(
+            maxsize=10_000, ttl=TENANT_CACHE_SECONDS
+        )
 
     async def _tenant(self, tenant_id: str) -> Tenant:
         return await get_or_not_found(Tenant.filter(id=tenant_id), "tenant", id=tenant_id)
@@ -101,7 +113,10 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
 
     @handler
     async def get_tenant(self, msg: GetTenant) -> TenantView:
-        return tenant_view(await self._tenant(msg.id))
+        view = self._tenants.get(msg.id)
+        if view is None:
+            view = self._tenants[msg.id] = tenant_view(await self._tenant(msg.id))
+        return view
 
     @handler
     async def list_tenants(self, msg: ListTenants) -> Page[TenantView]:
@@ -114,6 +129,7 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
         if msg.limits is not None:
             tenant.limit_overrides = msg.limits
         await tenant.save(update_fields=["plan", "limit_overrides", "updated_at"])
+        self._tenants.pop(tenant.id, None)
         return tenant_view(tenant)
 
     @handler
@@ -137,6 +153,7 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                 member = await TenantMember.create(
                     id=new_id("mem"), tenant_id=tenant.id, email=email, role=msg.role, using_db=conn
                 )
+        self._tenants.pop(tenant.id, None)
         return member_view(member)
 
     @handler
@@ -157,6 +174,7 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                 .using_db(conn)
                 .update(member_count=F("member_count") - 1)
             )
+        self._tenants.pop(msg.tenant_id, None)
         return member_view(member)
 
     async def _member(self, tenant_id: str, member_id: str) -> TenantMember:
