@@ -24,6 +24,7 @@ test: venv
 bench: venv
 	$(BIN)/python bench/actor_ask.py
 	$(BIN)/python bench/tenant_create.py
+	$(BIN)/python bench/gateway.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -32,28 +32,20 @@ The load generator is Python too: on 2 cores one aiohttp client tops out near 4k
 from a faster load generator), and ``ratio_vs_limit`` flatters SynapseX. The peer is touched
 less: its server process used about 75 % of a core at 1.4k req/s.
 
-Where the time goes (first measured on 2 cores: SynapseX about 220 req/s, the peer about 1.4k,
-ratio 0.17, outside the budget). ``synapsex serve`` keeps one core busy: about 5.1 ms CPU per
-request, where the peer needs 0.54 ms (utime+stime from ``/proc`` divided by requests). A
-``py-spy record --gil`` of the serve process under this load splits the main thread's 4.2 ms
-of GIL time per request as follows:
-
-* 44 % (1.85 ms): GraphQL validation, on every request. ``ValidationCache`` never hits
-  (``cache_info()``: 0 hits). ``build_schema`` passes ``lambda: QueryDepthLimiter(...)`` and
-  ``lambda: MaxAliasesLimiter(...)``, and each of those builds a new ValidationRule class per
-  request, so the cache key ``(schema, document, rules)`` never repeats.
-* 19 % (0.8 ms): Tortoise, pypika and aiosqlite for the two SELECTs (api key, tenant): SQL
-  building, row decoding with iso8601 and the hand-off to the aiosqlite thread. The auth actor
-  does not write per request (``last_used_at`` changes at most once a minute).
-* 11 % Strawberry's view and extension runner; 7 % aiohttp; 6 % graphql-core execution; 4 %
-  the request log line (structlog); 4 % asyncio; 2 % gateway code; 2 % actor runtime (ask,
-  mailbox, cell); 1 % the auth and tenant handlers themselves.
-
-A replay with those parts patched out (in a scratch launcher; the repository was not changed)
-gives this CPU per request and throughput. Validation rule classes built once (the cache hits):
-2.4 ms, 435 req/s. Plus the Principal cached for 5 s per key: 1.8 ms, 570 req/s. Plus the
-TenantView cached in the tenant actor: 0.9 ms, 1.1k req/s (about 0.8 of the peer). Turning off
-the request log as well saves nothing measurable.
+Where the time goes. First measured at about 220 req/s (ratio 0.17): a ``py-spy record --gil`` of
+the serve process showed 44 % of its CPU in GraphQL validation on every request (the depth and
+alias limiters built a new rule class per request, so ``ValidationCache`` never hit) and 19 % in
+Tortoise/aiosqlite for the two SELECTs (API key, tenant). Since then the rule classes are built
+once per schema (the cache hits), auth-service remembers a key for 5 s (dropped at once when the
+key is revoked through it), tenant-service remembers a tenant for 5 s (dropped on its own
+writes), and the gateway's limits and error coding run in one extension hook. Measured after:
+about 1.0-1.2k req/s, ratio 0.50-0.55. A py-spy profile of the serve process under the same
+load then shows no database time on this query; of the busy main thread, about 45 % is
+Strawberry's view, extension runner and graphql-core execution (the same machinery the peer
+runs), 9 % parsing and validating through the caches, 8 % aiohttp, 5 % the request log line
+(structlog through stdlib logging), and the actor runtime (two asks: authenticate, tenant) about
+3 %. The rest of the gap to the peer is the work the peer does not do: authentication and
+tenant scoping, error coding, metrics and the per-request log line.
 
 Prints one JSON line on stdout; logs go to stderr. Run:
 ``.venv/bin/python bench/gateway.py [--seconds 10]``.

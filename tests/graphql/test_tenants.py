@@ -412,3 +412,30 @@ async def test_concurrent_adds_at_the_limit_never_pass_it(gateway):
     assert codes == ["LIMIT_EXCEEDED"] * 6 + ["OK"] * 4
     assert len(await member_emails(gateway.globex)) == 5
     assert (await gateway.globex.data(ME))["me"]["tenant"]["memberCount"] == 5
+
+
+async def test_nobody_adds_a_member_above_their_own_role(gateway):
+    admin = await gateway.key_for(gateway.acme, "admin", "admin@acme.io")
+
+    error = await admin.error(ADD, {"email": "boss@acme.io", "role": "OWNER"})
+
+    assert error["extensions"] == {"code": "FORBIDDEN", "field": "role"}
+    assert "boss@acme.io" not in await member_emails(gateway.acme)
+    audit = await gateway.acme.data(
+        "{ auditRecords(first: 1) { edges { node { action outcome errorCode } } } }"
+    )
+    assert audit["auditRecords"]["edges"][0]["node"] == {
+        "action": "tenant.member.add",
+        "outcome": "DENIED",
+        "errorCode": "FORBIDDEN",
+    }
+
+
+async def test_nobody_removes_a_member_who_outranks_them(gateway):
+    admin = await gateway.key_for(gateway.acme, "admin", "admin@acme.io")
+    await gateway.acme.data(ADD, {"email": "second@acme.io", "role": "OWNER"})
+
+    error = await admin.error(REMOVE, {"id": gateway.acme.member_id})
+
+    assert error["extensions"] == {"code": "FORBIDDEN", "field": "role"}
+    assert "owner@acme.io" in await member_emails(gateway.acme)

@@ -4,7 +4,13 @@ import hashlib
 
 import pytest
 
-from synapsex.contracts.auth import Authenticate, CreateApiKey, ListApiKeys, RevokeApiKey
+from synapsex.contracts.auth import (
+    Authenticate,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+    RevokeMemberKeys,
+)
 from synapsex.contracts.errors import Forbidden, NotFound, Unauthenticated
 from synapsex.contracts.tenant import AddMember, BootstrapTenant
 from synapsex.runtime import Runtime
@@ -103,3 +109,14 @@ async def test_the_plaintext_key_never_shows_in_reprs(rt, owner):
     created = await new_key(rt, owner)
     assert created.key not in repr(created)
     assert created.key not in repr(Authenticate(key=created.key))
+
+
+async def test_revoking_a_members_keys_revokes_all_of_them_at_once(rt, owner):
+    first = await new_key(rt, owner, name="one")
+    second = await new_key(rt, owner, name="two")
+    await rt.ask(Authenticate(key=first.key))  # now remembered by the actor
+    revoked = await rt.ask(RevokeMemberKeys(tenant_id=owner.tenant.id, member_id=owner.owner.id))
+    assert revoked == 2
+    for created in (first, second):
+        with pytest.raises(Unauthenticated):
+            await rt.ask(Authenticate(key=created.key))
