@@ -11,7 +11,7 @@ from synapsex.contracts import auth as contract
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.enums import Role
 from synapsex.graphql.guard import check_role_ceiling, guarded
-from synapsex.graphql.relay import Connection, connection
+from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
 
 Ctx = Info[GatewayContext, None]
@@ -65,11 +65,9 @@ class ApiKeyQuery:
     async def api_keys(
         self, info: Ctx, first: First = 50, after: str | None = None
     ) -> Connection[ApiKey]:
-        p = await info.context.principal()
-        page = await info.context.ask(
-            contract.ListApiKeys(tenant_id=p.tenant_id, first=first, after=after)
+        return await tenant_connection(
+            info, contract.ListApiKeys, ApiKey.of, first=first, after=after
         )
-        return connection(page, ApiKey.of)
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from synapsex.contracts import audit as contract
 from synapsex.graphql.context import GatewayContext
-from synapsex.graphql.relay import Connection, connection
+from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
 
 Ctx = Info[GatewayContext, None]
@@ -77,17 +77,15 @@ class AuditQuery:
         action: str | None = None,
         outcome: AuditOutcome | None = None,
     ) -> Connection[AuditRecord]:
-        p = await info.context.principal()
-        page = await info.context.ask(
-            contract.ListAuditRecords(
-                tenant_id=p.tenant_id,
-                first=first,
-                after=after,
-                action=action,
-                outcome=outcome.value if outcome else None,
-            )
+        return await tenant_connection(
+            info,
+            contract.ListAuditRecords,
+            AuditRecord.of,
+            first=first,
+            after=after,
+            action=action,
+            outcome=outcome.value if outcome else None,
         )
-        return connection(page, AuditRecord.of)
 
     @strawberry.field(description="Recompute the tenant's hash chain and report the first break.")
     async def verify_audit_chain(self, info: Ctx) -> AuditChainVerification:

@@ -12,7 +12,7 @@ from synapsex.contracts import policy as contract
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.enums import Role
 from synapsex.graphql.guard import guarded
-from synapsex.graphql.relay import Connection, connection
+from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
 
 Ctx = Info[GatewayContext, None]
@@ -80,11 +80,9 @@ class PolicyQuery:
     async def policies(
         self, info: Ctx, first: First = 50, after: str | None = None
     ) -> Connection[Policy]:
-        p = await info.context.principal()
-        page = await info.context.ask(
-            contract.ListPolicies(tenant_id=p.tenant_id, first=first, after=after)
+        return await tenant_connection(
+            info, contract.ListPolicies, Policy.of, first=first, after=after
         )
-        return connection(page, Policy.of)
 
     @strawberry.field(description="What the policies decide for the caller doing `action`.")
     async def check_policy(

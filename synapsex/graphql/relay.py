@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
-from synapsex.contracts.common import Page
+from synapsex.contracts.common import Page, PageRequest
+from synapsex.graphql.context import GatewayContext
 
 T = TypeVar("T")
 N = TypeVar("N")
@@ -29,6 +31,19 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
+
+
+async def tenant_connection(
+    info: Info[GatewayContext, Any],
+    message: type[PageRequest],
+    node: Callable[[Any], T],
+    **fields: Any,
+) -> Connection[T]:
+    """Ask for one page of the caller's tenant (``message(tenant_id=…, **fields)``), as a
+    connection of ``node``s."""
+    principal = await info.context.principal()
+    page = await info.context.ask(message(tenant_id=principal.tenant_id, **fields))
+    return connection(page, node)
 
 
 def connection(page: Page[N], node: Callable[[N], T]) -> Connection[T]:

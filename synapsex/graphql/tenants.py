@@ -13,7 +13,7 @@ from synapsex.contracts.auth import RevokeMemberKeys
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.enums import Plan, Role
 from synapsex.graphql.guard import check_role_ceiling, guarded
-from synapsex.graphql.relay import Connection, connection
+from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.scalars import BigInt
 
 Ctx = Info[GatewayContext, None]
@@ -134,11 +134,9 @@ class TenantQuery:
     async def tenant_members(
         self, info: Ctx, first: First = 50, after: str | None = None
     ) -> Connection[TenantMember]:
-        p = await info.context.principal()
-        page = await info.context.ask(
-            contract.ListMembers(tenant_id=p.tenant_id, first=first, after=after)
+        return await tenant_connection(
+            info, contract.ListMembers, TenantMember.of, first=first, after=after
         )
-        return connection(page, TenantMember.of)
 
 
 @strawberry.type
