@@ -80,7 +80,6 @@ class Cell:
         self.interrupted: Envelope | None = None  # the message a hard stop cut short
         self._idle = False
         self._stop_after_current = False
-        self._drain = False
         self._cancel_is_stop = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_crash: Crash | None = None
@@ -95,7 +94,7 @@ class Cell:
         """
         loop = asyncio.get_running_loop()
         self.started = loop.create_future()
-        self._stop_after_current = self._drain = self._cancel_is_stop = False
+        self._stop_after_current = self._cancel_is_stop = False
         self.state = ActorState.STARTING
         self.task = loop.create_task(self._run(), name=f"actor:{self.service}")
         return self.started
@@ -107,15 +106,13 @@ class Cell:
             return True
         return self._idle and not self._inflight and len(self.mailbox) == 0
 
-    def request_stop(self, *, drain: bool) -> None:
-        """Ask the loop to end: after the current message, or once the mailbox is empty."""
+    def request_stop(self) -> None:
+        """Ask the loop to end after the current message (at once when it is idle). What is
+        still queued stays in the mailbox (the supervisor drains mailboxes before stopping)."""
         if self.task is None or self.task.done():
             return
         self.state = ActorState.STOPPING
-        if drain:
-            self._drain = True
-        else:
-            self._stop_after_current = True
+        self._stop_after_current = True
         if self._idle:
             self._cancel_is_stop = True
             self.task.cancel()
@@ -190,8 +187,6 @@ class Cell:
                 raise self._inflight_crash
             envelope = mailbox.get_nowait()
             if envelope is None:
-                if self._drain:
-                    return
                 self._idle = True
                 try:
                     envelope = await mailbox.get()

@@ -112,7 +112,7 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), drain_timeout)
         for cell in reversed(self.cells):
-            cell.request_stop(drain=False)
+            cell.request_stop()
             remaining = max(0.0, deadline - self.clock.monotonic())
             if not await cell.wait_stopped(remaining):
                 log.warning("drain timed out; stopping", service=cell.service)
@@ -199,7 +199,7 @@ class Supervisor:
             for cell in reversed(affected):
                 if cell is not failed and cell.state is ActorState.RUNNING:
                     cell.state = ActorState.RESTARTING
-                    cell.request_stop(drain=False)
+                    cell.request_stop()
                     cell.state = ActorState.RESTARTING
                     await cell.wait_stopped()
             delay = self.policy.backoff.delay(len(window), self.clock.random())

@@ -152,7 +152,7 @@ async def test_health_readiness_and_metrics(gateway):
 
 async def test_readyz_is_503_naming_the_services_that_are_not_ready(gateway):
     cell = gateway.runtime._cells["policy-service"]
-    cell.request_stop(drain=False)
+    cell.request_stop()
     assert await cell.wait_stopped(5)
     response = await gateway.client.get("/readyz")
     assert response.status == 503
