@@ -62,14 +62,13 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         )
         if request.path == "/graphql" and ctx is not None:
             request.app[METRICS_KEY].observe(operation, outcome, elapsed)
-        principal = ctx._principal if ctx else None
         log.info(
             "request",
             request_id=request_id,
             method=request.method,
             path=request.path,
             operation=operation,
-            tenant_id=principal.tenant_id if principal else None,
+            tenant_id=ctx.tenant_id if ctx else None,
             status=status,
             outcome=outcome,
             duration_ms=round(elapsed * 1000, 3),

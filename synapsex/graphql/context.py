@@ -48,6 +48,11 @@ class GatewayContext:
             self._principal = await self.ask(Authenticate(key=key))
         return self._principal
 
+    @property
+    def tenant_id(self) -> str | None:
+        """The caller's tenant once authenticated (for logs), else ``None``; never waits."""
+        return self._principal.tenant_id if self._principal is not None else None
+
     async def ask(self, message: Message) -> Any:
         """Ask the owning service (never waiting for mailbox room: a full one is UNAVAILABLE)."""
         return await self.runtime.ask(message, trace_id=self.trace_id)
