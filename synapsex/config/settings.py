@@ -7,6 +7,7 @@
 | ``<SLUG>_DATABASE_URL`` | (unset) | one service's database, e.g. ``MCP_ROUTER_DATABASE_URL`` |
 | ``SYNAPSEX_LOG_LEVEL`` | ``info`` | ``debug``, ``info``, ``warning``, ``error`` |
 | ``SYNAPSEX_LOG_FORMAT`` | ``console`` on a terminal, else ``json`` | ``json`` or ``console`` |
+| ``SYNAPSEX_EVENT_RETENTION`` | ``7d`` | how long acked events are kept (``90s``, ``12h``) |
 """
 
 from __future__ import annotations
@@ -23,6 +24,24 @@ from synapsex.config.errors import ConfigError
 
 LogFormat = Literal["json", "console"]
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_EVENT_RETENTION_SECONDS = 7 * 86400
+
+
+def parse_duration(text: str, variable: str) -> float:
+    """``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` → seconds (> 0)."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ConfigError(
+            variable, f"{text!r} is not a duration such as 90s, 15m, 12h or 7d"
+        ) from None
+    if not seconds > 0:
+        raise ConfigError(variable, "must be more than zero")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +51,8 @@ class Settings:
     data_dir: Path = Path("data")
     log_level: str = "info"
     log_format: LogFormat = "json"
+    #: acked events older than this are pruned by the event bus
+    event_retention_seconds: float = DEFAULT_EVENT_RETENTION_SECONDS
     #: the raw environment the database URLs are resolved from
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -47,7 +68,18 @@ class Settings:
         if fmt not in ("json", "console"):
             raise ConfigError("SYNAPSEX_LOG_FORMAT", f"{fmt!r} is not 'json' or 'console'")
         data_dir = env.get("SYNAPSEX_DATA_DIR", "").strip() or "data"
-        return cls(data_dir=Path(data_dir), log_level=level, log_format=fmt, environ=env)
+        retention = env.get("SYNAPSEX_EVENT_RETENTION", "").strip()
+        return cls(
+            data_dir=Path(data_dir),
+            log_level=level,
+            log_format=fmt,
+            event_retention_seconds=(
+                parse_duration(retention, "SYNAPSEX_EVENT_RETENTION")
+                if retention
+                else DEFAULT_EVENT_RETENTION_SECONDS
+            ),
+            environ=env,
+        )
 
     def with_data_dir(self, data_dir: Path | str | None) -> Settings:
         """A copy with another data folder (``--data-dir``); ``None`` keeps this one."""

@@ -4,6 +4,7 @@ The public names are listed in ``__all__``; everything else is internal and may 
 """
 
 from synapsex.runtime.actor import Actor, ActorSpec, handler
+from synapsex.runtime.broadcast import Broadcast, Listener
 from synapsex.runtime.cell import ActorState
 from synapsex.runtime.clock import Clock, SystemClock
 from synapsex.runtime.deadletters import DeadLetter
@@ -23,9 +24,11 @@ __all__ = [
     "ActorStatistics",
     "AskCycle",
     "Backoff",
+    "Broadcast",
     "Clock",
     "DeadLetter",
     "Envelope",
+    "Listener",
     "PendingMigrations",
     "Runtime",
     "RuntimeState",

@@ -29,6 +29,7 @@ from synapsex.config.settings import Settings
 from synapsex.contracts.errors import Conflict, NotFound, Timeout, Unavailable
 from synapsex.contracts.message import Message, message_class
 from synapsex.runtime.actor import Actor
+from synapsex.runtime.broadcast import Broadcast
 from synapsex.runtime.cell import ActorState, Cell
 from synapsex.runtime.clock import Clock, SystemClock
 from synapsex.runtime.deadletters import (
@@ -108,6 +109,8 @@ class Runtime:
         self._deadlines: Deadlines | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_task: asyncio.Task[None] | None = None
+        #: live in-process streams (subscriptions) beside the mailboxes
+        self.broadcast = Broadcast()
 
     @classmethod
     def embedded(
@@ -234,6 +237,7 @@ class Runtime:
     async def _shutdown(self, final: RuntimeState, drain_timeout: float | None = None) -> None:
         self.state = RuntimeState.STOPPING
         self._accepting = False
+        self.broadcast.close()
         supervisor = self._supervisor
         if supervisor is not None:
             timeout = self.drain_timeout if drain_timeout is None else drain_timeout

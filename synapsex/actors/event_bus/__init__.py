@@ -1,0 +1,1 @@
+"""event-bus-service: the durable event log, consumer groups and live streams."""
