@@ -11,7 +11,8 @@ from synapsex.contracts.auth import CreateApiKey
 from synapsex.contracts.tenant import PLANS, BootstrapTenant, slugify
 from synapsex.runtime import Runtime, load_services
 
-SERVICES = ["tenant-service", "auth-service", "audit-service"]
+# the event bus too, so the new tenant's domain events (tenant.created, …) are published
+SERVICES = ["tenant-service", "auth-service", "audit-service", "event-bus-service"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

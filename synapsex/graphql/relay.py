@@ -37,18 +37,25 @@ async def tenant_connection(
     info: Info[GatewayContext, Any],
     message: type[PageRequest],
     node: Callable[[Any], T],
+    *,
+    cursor: Callable[[Any], str] = lambda item: item.id,
     **fields: Any,
 ) -> Connection[T]:
     """Ask for one page of the caller's tenant (``message(tenant_id=…, **fields)``), as a
     connection of ``node``s."""
     principal = await info.context.principal()
     page = await info.context.ask(message(tenant_id=principal.tenant_id, **fields))
-    return connection(page, node)
+    return connection(page, node, cursor)
 
 
-def connection(page: Page[N], node: Callable[[N], T]) -> Connection[T]:
-    """A connection from a contract page; each item's id is its (opaque) cursor."""
+def connection(
+    page: Page[N],
+    node: Callable[[N], T],
+    cursor: Callable[[N], str] = lambda item: item.id,  # type: ignore[attr-defined]
+) -> Connection[T]:
+    """A connection from a contract page; each item's id is its (opaque) cursor unless
+    ``cursor`` says otherwise."""
     return Connection(
-        edges=[Edge(cursor=item.id, node=node(item)) for item in page.items],  # type: ignore[attr-defined]
+        edges=[Edge(cursor=cursor(item), node=node(item)) for item in page.items],
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
     )

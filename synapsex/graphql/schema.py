@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
+from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
@@ -27,8 +28,9 @@ MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-Query = merge_types("Query", (TenantQuery, ApiKeyQuery, PolicyQuery, AuditQuery))
-Mutation = merge_types("Mutation", (TenantMutation, ApiKeyMutation, PolicyMutation))
+Query = merge_types("Query", (TenantQuery, ApiKeyQuery, PolicyQuery, AuditQuery, EventQuery))
+Mutation = merge_types("Mutation", (TenantMutation, ApiKeyMutation, PolicyMutation, EventMutation))
+Subscription = merge_types("Subscription", (EventSubscription,))
 
 
 class GatewaySchema(strawberry.Schema):
@@ -58,6 +60,7 @@ def build_schema(*, max_depth: int = MAX_DEPTH) -> strawberry.Schema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             ParserCache,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from cachetools import TTLCache
 
+from synapsex.actors.domain_events import publish_domain_event, publish_domain_events
 from synapsex.contracts.auth import (
     KEY_PREFIX,
     ApiKeyView,
@@ -41,6 +42,17 @@ AUTH_CACHE_SECONDS = 5.0
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_event(row: ApiKey) -> dict[str, str | None]:
+    """An ``apikey.*`` event's payload: who and what, never the key or its hash."""
+    return {
+        "keyId": row.id,
+        "memberId": row.member_id,
+        "name": row.name,
+        "role": row.role,
+        "prefix": row.prefix,
+    }
 
 
 def key_view(row: ApiKey) -> ApiKeyView:
@@ -95,6 +107,9 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
             prefix=key[:PREFIX_LENGTH],
             key_hash=hash_key(key),
         )
+        await publish_domain_event(
+            self, row.tenant_id, "apikey.created", _key_event(row), key=row.id
+        )
         return CreatedApiKey(key=key, api_key=key_view(row))
 
     @handler
@@ -133,18 +148,33 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         row = await get_or_not_found(
             ApiKey.filter(id=msg.key_id, tenant_id=msg.tenant_id), "API key", id=msg.key_id
         )
-        if row.revoked_at is None:
+        newly = row.revoked_at is None
+        if newly:
             row.revoked_at = datetime.now(UTC)
             await row.save(update_fields=["revoked_at"])
         self._forget(key_id=row.id)
+        if newly:
+            await publish_domain_event(
+                self, row.tenant_id, "apikey.revoked", _key_event(row), key=row.id
+            )
         return key_view(row)
 
     @handler
     async def revoke_member_keys(self, msg: RevokeMemberKeys) -> int:
-        revoked = await ApiKey.filter(
-            tenant_id=msg.tenant_id, member_id=msg.member_id, revoked_at=None
-        ).update(revoked_at=datetime.now(UTC))
+        live = ApiKey.filter(tenant_id=msg.tenant_id, member_id=msg.member_id, revoked_at=None)
+        rows = await live
+        now = datetime.now(UTC)
+        revoked = await ApiKey.filter(id__in=[r.id for r in rows], revoked_at=None).update(
+            revoked_at=now
+        )
         self._forget(member_id=msg.member_id)
+        for row in rows:
+            row.revoked_at = now
+        await publish_domain_events(
+            self,
+            msg.tenant_id,
+            [("apikey.revoked", _key_event(row), row.id) for row in rows],
+        )
         return revoked
 
     @handler

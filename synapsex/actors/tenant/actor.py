@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cachetools import TTLCache
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from synapsex.actors.domain_events import publish_domain_event, publish_domain_events
 from synapsex.contracts.common import Page
 from synapsex.contracts.errors import Conflict, LimitExceeded
 from synapsex.contracts.tenant import (
@@ -58,6 +61,19 @@ def member_view(member: TenantMember) -> MemberView:
     )
 
 
+def _tenant_event(tenant: Tenant) -> dict[str, Any]:
+    return {"tenantId": tenant.id, "name": tenant.name, "slug": tenant.slug, "plan": tenant.plan}
+
+
+def _member_event(member: TenantMember) -> dict[str, Any]:
+    return {
+        "tenantId": member.tenant_id,  # type: ignore[attr-defined]
+        "memberId": member.id,
+        "email": member.email,
+        "role": member.role,
+    }
+
+
 #: how long a tenant read is remembered. This actor drops the entry whenever it changes the
 #: tenant; a change made by another process sharing the database shows within this many seconds.
 TENANT_CACHE_SECONDS = 5.0
@@ -103,12 +119,21 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
     @handler
     async def create_tenant(self, msg: CreateTenant) -> TenantView:
         tenant, _ = await self._create(msg, None)
+        await publish_domain_event(self, tenant.id, "tenant.created", _tenant_event(tenant))
         return tenant_view(tenant)
 
     @handler
     async def bootstrap_tenant(self, msg: BootstrapTenant) -> BootstrappedTenant:
         tenant, owner = await self._create(msg, msg.owner_email)
         assert owner is not None
+        await publish_domain_events(
+            self,
+            tenant.id,
+            [
+                ("tenant.created", _tenant_event(tenant), tenant.id),
+                ("tenant.member.added", _member_event(owner), owner.id),
+            ],
+        )
         return BootstrappedTenant(tenant=tenant_view(tenant), owner=member_view(owner))
 
     @handler
@@ -154,6 +179,9 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                     id=new_id("mem"), tenant_id=tenant.id, email=email, role=msg.role, using_db=conn
                 )
         self._tenants.pop(tenant.id, None)
+        await publish_domain_event(
+            self, tenant.id, "tenant.member.added", _member_event(member), key=member.id
+        )
         return member_view(member)
 
     @handler
@@ -175,6 +203,9 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                 .update(member_count=F("member_count") - 1)
             )
         self._tenants.pop(msg.tenant_id, None)
+        await publish_domain_event(
+            self, msg.tenant_id, "tenant.member.removed", _member_event(member), key=member.id
+        )
         return member_view(member)
 
     async def _member(self, tenant_id: str, member_id: str) -> TenantMember:
