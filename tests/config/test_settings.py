@@ -172,3 +172,23 @@ def test_database_errors_name_the_variable():
 def test_repr_does_not_show_the_environment():
     settings = Settings.from_env({"DATABASE_URL": "postgresql://u:s3cretpw@pg/app"})
     assert "s3cretpw" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("12h", 43_200.0), ("7d", 604_800.0)],
+)
+def test_event_retention_reads_durations(text, seconds):
+    settings = Settings.from_env({"SYNAPSEX_EVENT_RETENTION": text})
+    assert settings.event_retention_seconds == seconds
+
+
+def test_event_retention_defaults_to_seven_days():
+    assert Settings.from_env({}).event_retention_seconds == 7 * 86_400
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-5m", "7w"])
+def test_event_retention_refuses_what_is_not_a_positive_duration(text):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SYNAPSEX_EVENT_RETENTION": text})
+    assert caught.value.variable == "SYNAPSEX_EVENT_RETENTION"
