@@ -371,10 +371,9 @@ class EventMutation:
 
     @strawberry.mutation(description="Lease up to `limit` events of a group, in commit order.")
     async def claim_events(self, info: Ctx, input: ClaimEventsInput) -> list[Delivery]:
-        if not 0 <= input.wait_seconds <= MAX_WAIT_SECONDS:
-            raise InvalidInput("waitSeconds", f"must be between 0 and {MAX_WAIT_SECONDS:g}")
-
         async def run(p: Principal) -> tuple[contract.DeliveryView, ...]:
+            if not 0 <= input.wait_seconds <= MAX_WAIT_SECONDS:  # audited, after auth and policy
+                raise InvalidInput("waitSeconds", f"must be between 0 and {MAX_WAIT_SECONDS:g}")
             message = contract.ClaimEvents(
                 tenant_id=p.tenant_id,
                 group=input.group,
