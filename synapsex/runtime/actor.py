@@ -41,7 +41,8 @@ F = TypeVar("F", bound=HandlerFn)
 class HandlerInfo:
     name: str
     message_type: type[Message]
-    read_only: bool
+    #: may overlap with the actor's other concurrent handlers (see :func:`handler`)
+    concurrent: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,15 +61,19 @@ class ActorSpec:
     max_retries: int
 
 
-def handler(fn: F | None = None, *, read_only: bool = False) -> Any:
+def handler(fn: F | None = None, *, read_only: bool = False, concurrent: bool = False) -> Any:
     """Mark a method as the handler of the message type its parameter is annotated with.
 
-    ``read_only=True`` lets the handler run beside other read-only handlers when the actor
-    declares ``concurrency`` above 1; a handler that writes must never set it.
+    When the actor declares ``concurrency`` above 1, handlers marked ``read_only=True`` or
+    ``concurrent=True`` run side by side (up to that many at once); any other handler waits until
+    they are done and runs alone. ``read_only`` is for handlers that change nothing.
+    ``concurrent`` is for writes whose consistency the database guarantees by itself (one
+    conditional statement, row locks, ``SKIP LOCKED``), never the actor's turn: they must not
+    read-then-write the actor's own state.
     """
 
     def mark(f: F) -> F:
-        f._sx_handler = read_only  # type: ignore[attr-defined]
+        f._sx_handler = read_only or concurrent  # type: ignore[attr-defined]
         return f
 
     return mark(fn) if fn is not None else mark
@@ -135,8 +140,8 @@ def _collect_handlers(cls: type) -> dict[type[Message], HandlerInfo]:
     found: dict[type[Message], HandlerInfo] = {}
     for klass in reversed(cls.__mro__):
         for name, fn in vars(klass).items():
-            read_only = getattr(fn, "_sx_handler", None)
-            if read_only is None:
+            concurrent = getattr(fn, "_sx_handler", None)
+            if concurrent is None:
                 continue
             try:
                 hints = typing.get_type_hints(fn)
@@ -158,5 +163,5 @@ def _collect_handlers(cls: type) -> dict[type[Message], HandlerInfo]:
                     f"{cls.__qualname__}.{name} handles {msg_type.__name__}, which belongs to "
                     f"{msg_type.service}, not {cls.actor_spec.service}"  # type: ignore[attr-defined]
                 )
-            found[msg_type] = HandlerInfo(name=name, message_type=msg_type, read_only=read_only)
+            found[msg_type] = HandlerInfo(name=name, message_type=msg_type, concurrent=concurrent)
     return found

@@ -2,7 +2,8 @@
 
 The cell outlives actor instances: a restart creates a new instance that reads the same
 mailbox. The loop is turn-based: the next message starts only when the handler returns, except
-that read-only handlers may overlap up to the actor's ``concurrency`` (a write waits for them).
+that concurrent handlers (read-only ones, or writes the database keeps consistent) may overlap up
+to the actor's ``concurrency``; any other handler waits for them and runs alone.
 
 How a handler's outcome is answered:
 
@@ -179,8 +180,8 @@ class Cell:
     async def _loop(self, instance: Actor) -> None:
         mailbox = self.mailbox
         methods = {t: getattr(instance, h.name) for t, h in self.actor_cls.actor_handlers.items()}
-        read_only = {t for t, h in self.actor_cls.actor_handlers.items() if h.read_only}
-        concurrent = self.spec.concurrency > 1 and bool(read_only)
+        overlapping = {t for t, h in self.actor_cls.actor_handlers.items() if h.concurrent}
+        concurrent = self.spec.concurrency > 1 and bool(overlapping)
         slots = asyncio.Semaphore(self.spec.concurrency) if concurrent else None
         while not self._stop_after_current and not instance._actor_stop_requested:
             if self._inflight_crash is not None:
@@ -197,7 +198,7 @@ class Cell:
                 finally:
                     self._idle = False
             method = methods.get(type(envelope.message))
-            if slots is not None and type(envelope.message) in read_only:
+            if slots is not None and type(envelope.message) in overlapping:
                 await slots.acquire()
                 task = asyncio.create_task(self._handle_concurrently(method, envelope, slots))
                 self._inflight.add(task)

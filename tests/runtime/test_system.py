@@ -86,6 +86,10 @@ class Write(Message, service="reader-service"):
     text: str
 
 
+class Take(Message, service="reader-service"):
+    gate: str
+
+
 class Reader(Actor, service="reader-service", concurrency=2):
     gates: dict[str, asyncio.Event] = {}
     running = 0
@@ -101,6 +105,10 @@ class Reader(Actor, service="reader-service", concurrency=2):
         cls.running -= 1
         cls.log.append(f"read {msg.gate}")
         return msg.gate
+
+    @handler(concurrent=True)  # a write the database keeps consistent (e.g. SKIP LOCKED)
+    async def take(self, msg: Take) -> str:
+        return await self.read(Read(gate=msg.gate))
 
     @handler
     async def write(self, msg: Write) -> str:
@@ -118,6 +126,24 @@ async def test_read_only_handlers_may_overlap_when_the_actor_opts_in(tmp_path):
         for gate in ("a", "b"):
             Reader.gates[gate].set()
         assert await asyncio.gather(*reads) == ["a", "b"]
+        assert await write == "w"
+    assert Reader.peak == 2
+    assert Reader.log[-1] == "write w while 0 reads"
+
+
+async def test_concurrent_writes_overlap_with_reads_and_plain_writes_wait_for_both(tmp_path):
+    Reader.gates, Reader.running, Reader.peak, Reader.log = {}, 0, 0, []
+    async with Runtime.embedded(data_dir=tmp_path, actors=[Reader]) as rt:
+        both = [
+            asyncio.ensure_future(rt.ask(Read(gate="r"))),
+            asyncio.ensure_future(rt.ask(Take(gate="t"))),
+        ]
+        write = asyncio.ensure_future(rt.ask(Write(text="w")))
+        await wait_until(lambda: Reader.running == 2)
+        assert not write.done()
+        for gate in ("r", "t"):
+            Reader.gates[gate].set()
+        assert await asyncio.gather(*both) == ["r", "t"]
         assert await write == "w"
     assert Reader.peak == 2
     assert Reader.log[-1] == "write w while 0 reads"
