@@ -454,7 +454,13 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
     @handler(read_only=True)
     async def stream_position(self, msg: StreamPosition) -> int:
         if msg.after_event_id is not None:
-            return await self._seq_of(msg.tenant_id, msg.after_event_id, "after")
+            rows = await self._query("event", (msg.tenant_id, msg.after_event_id))
+            if not rows:
+                raise NotFound(
+                    f"event {msg.after_event_id!r} not found (unknown, or no longer kept)",
+                    field="afterEventId",
+                )
+            return rows[0]["seq"]
         rows = await self._query("head", (msg.tenant_id,))
         return rows[0]["last_seq"] if rows else 0
 
