@@ -307,7 +307,10 @@ class ListEvents(PageRequest, service=SERVICE):
     def validate(self) -> None:
         PageRequest.validate(self)
         if self.topic is not None:
-            check_topic_patterns((self.topic,), "topic")
+            try:
+                check_topic_patterns((self.topic,), "topic")
+            except InvalidInput as exc:  # one pattern: name the field, not "topic[0]"
+                raise InvalidInput("topic", exc.problem) from None
 
 
 class CreateConsumerGroup(Message, service=SERVICE):
