@@ -155,6 +155,16 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
         if self._postgres:
             self._listener = NotifyListener(db.config.credentials, self._channel, self._on_notify)
             self._listener.start()
+        # on_stop runs after a graceful stop only: after a crash (or a kill) the ticker and
+        # the LISTEN connection must not outlive this instance, so they end with its task
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _task: self._release())
+
+    def _release(self) -> None:
+        self._ticker.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
 
     async def on_stop(self) -> None:
         self._ticker.cancel()

@@ -35,6 +35,11 @@ class NotifyListener:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
 
+    def cancel(self) -> None:
+        """Stop without waiting (the connection is closed as the task unwinds)."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
