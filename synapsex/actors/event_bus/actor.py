@@ -206,18 +206,25 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
     async def _group(self, tenant_id: str, name: str) -> _Group:
         group = self._groups.get((tenant_id, name))
         if group is None:
-            row = await ConsumerGroup.filter(tenant_id=tenant_id, name=name).first()
-            if row is None:
-                raise NotFound(f"consumer group {name!r} not found", field="group")
-            group = self._groups[(tenant_id, name)] = _Group(
-                id=row.id,
-                name=row.name,
-                max_attempts=row.max_attempts,
-                visibility_ms=row.visibility_timeout_ms,
-                backoff_ms=row.retry_backoff_ms,
-                max_backoff_ms=row.max_retry_backoff_ms,
-            )
+            group, _row = await self._load_group(tenant_id, name)
         return group
+
+    async def _load_group(self, tenant_id: str, name: str) -> tuple[_Group, ConsumerGroup]:
+        """The group and its row read afresh (and remembered again): the remembered one may
+        have been deleted, or replaced, by another process."""
+        row = await ConsumerGroup.filter(tenant_id=tenant_id, name=name).first()
+        if row is None:
+            self._groups.pop((tenant_id, name), None)
+            raise NotFound(f"consumer group {name!r} not found", field="group")
+        group = self._groups[(tenant_id, name)] = _Group(
+            id=row.id,
+            name=row.name,
+            max_attempts=row.max_attempts,
+            visibility_ms=row.visibility_timeout_ms,
+            backoff_ms=row.retry_backoff_ms,
+            max_backoff_ms=row.max_retry_backoff_ms,
+        )
+        return group, row
 
     async def _events(self, ids: Sequence[str]) -> dict[str, EventView]:
         if not ids:
@@ -530,8 +537,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
 
     @handler
     async def get_group(self, msg: GetConsumerGroup) -> ConsumerGroupView:
-        group = await self._group(msg.tenant_id, msg.name)
-        row = await ConsumerGroup.get(id=group.id)
+        _group, row = await self._load_group(msg.tenant_id, msg.name)
         return (await self._group_views([row]))[0]
 
     @handler
@@ -549,8 +555,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
 
     @handler
     async def delete_group(self, msg: DeleteConsumerGroup) -> ConsumerGroupView:
-        group = await self._group(msg.tenant_id, msg.name)
-        row = await ConsumerGroup.get(id=group.id)
+        group, row = await self._load_group(msg.tenant_id, msg.name)
         (view,) = await self._group_views([row])
         async with in_transaction(self._connection) as conn:
             await self._query("delete_group_deliveries", (group.id,), conn)
@@ -727,12 +732,11 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
     async def _change_dead_letters(
         self, statement: str, tenant_id: str, name: str, event_ids: tuple[str, ...] | None
     ) -> ChangedDeliveries:
-        group = await self._group(tenant_id, name)
+        group, row = await self._load_group(tenant_id, name)
         await self._query("expire_leases", (group.id, group.max_attempts))
         only = "" if event_ids is None else f"AND event_id IN ({Dialect.marks(len(event_ids))})"
         rows = await self._query(statement, (group.id, *(event_ids or ())), only=only)
         changed = {r["event_id"] for r in rows}
         ordered = tuple(e for e in event_ids if e in changed) if event_ids else tuple(changed)
-        row = await ConsumerGroup.get(id=group.id)
         (view,) = await self._group_views([row])
         return ChangedDeliveries(event_ids=ordered, group=view)
