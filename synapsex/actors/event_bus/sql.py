@@ -6,7 +6,8 @@ milliseconds, then rendered per engine: PostgreSQL gets ``$1 …`` placeholders,
 never wait on each other's rows); SQLite, with one writer at a time, needs no lock clause.
 
 A claim takes, in stream order, the group's deliveries that are pending (or whose lease lapsed) and
-due, skipping any whose key has an earlier delivery not yet acked or dead-lettered, so events that
+due, skipping any whose key has an earlier delivery not yet acked or dead-lettered, or a delivery
+under a current lease (a redriven dead letter is behind a later event of its key), so events that
 share a key are leased one at a time, in order.
 """
 
@@ -69,7 +70,8 @@ _TEMPLATES = {
         " AND d.attempt < ?"
         " AND (d.key IS NULL OR NOT EXISTS ("
         "  SELECT 1 FROM event_deliveries e WHERE e.group_id = d.group_id AND e.key = d.key"
-        "  AND e.seq < d.seq AND e.state IN ('pending', 'leased')))"
+        "  AND e.id <> d.id AND (e.seq < d.seq AND e.state IN ('pending', 'leased')"
+        "  OR e.state = 'leased' AND e.lease_expires_at_ms > {now})))"
         " ORDER BY d.seq LIMIT ? {skip_locked}) "
         f"RETURNING {_DELIVERY_COLUMNS}"
     ),
