@@ -144,6 +144,11 @@ def _check_group_name(value: str, field: str = "group") -> None:
         )
 
 
+def _check_publisher(tenant_id: str, source: str) -> None:
+    check_text(tenant_id, "tenant_id", max_length=40)
+    check_text(source, "source", max_length=100)
+
+
 def _check_id(value: str, field: str) -> None:
     if not 1 <= len(value) <= 100:
         raise InvalidInput(field, "must be 1 to 100 characters")
@@ -211,7 +216,8 @@ class AckResult(Reply):
 
 
 class ChangedDeliveries(Reply):
-    """Redrive or delete of dead letters: the events affected, and the group afterwards."""
+    """Redrive or delete of dead letters: the events affected (in stream order), and the group
+    afterwards."""
 
     event_ids: tuple[str, ...]
     group: ConsumerGroupView
@@ -260,6 +266,7 @@ class PublishEvents(Message, service=SERVICE):
     events: tuple[EventDraft, ...]
 
     def validate(self) -> None:
+        _check_publisher(self.tenant_id, self.source)
         if not 1 <= len(self.events) <= MAX_BATCH:
             raise InvalidInput("events", f"must hold 1 to {MAX_BATCH} events")
         for i, draft in enumerate(self.events):
@@ -288,6 +295,7 @@ class PublishEvent(Message, service=SERVICE):
         )
 
     def validate(self) -> None:
+        _check_publisher(self.tenant_id, self.source)
         self.draft()
 
 
@@ -518,7 +526,7 @@ class ReadStream(Message, service=SERVICE):
 
     def validate(self) -> None:
         if self.after_seq < 0:
-            raise InvalidInput("after_seq", "must be >= 0")
+            raise InvalidInput("afterSeq", "must be >= 0")
         if not 1 <= self.limit <= 1000:
             raise InvalidInput("limit", "must be between 1 and 1000")
         check_topic_patterns(self.topics)

@@ -132,8 +132,17 @@ def _delivery_view(group: _Group, row: Any, event: EventView) -> DeliveryView:
     )
 
 
-class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.models"):
-    """Owns ``events``, ``event_streams``, ``event_consumer_groups`` and ``event_deliveries``."""
+class EventBusActor(
+    Actor, service=SERVICE, models="synapsex.actors.event_bus.models", concurrency=4
+):
+    """Owns ``events``, ``event_streams``, ``event_consumer_groups`` and ``event_deliveries``.
+
+    Claims, acks, nacks, lease extensions and reads run side by side (``concurrency``): each is
+    one conditional statement the database keeps consistent (``SKIP LOCKED`` on PostgreSQL, one
+    writer on SQLite), so concurrent consumers overlap their round trips as they would on raw
+    connections. Publishing and everything that uses a transaction or the announce bookkeeping
+    runs alone.
+    """
 
     async def on_start(self) -> None:
         db = self.actor_db
@@ -535,12 +544,12 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
             )
         return (await self._group_views([row]))[0]
 
-    @handler
+    @handler(concurrent=True)
     async def get_group(self, msg: GetConsumerGroup) -> ConsumerGroupView:
         _group, row = await self._load_group(msg.tenant_id, msg.name)
         return (await self._group_views([row]))[0]
 
-    @handler
+    @handler(concurrent=True)
     async def list_groups(self, msg: ListConsumerGroups) -> Page[ConsumerGroupView]:
         query = ConsumerGroup.filter(tenant_id=msg.tenant_id)
         if msg.after:
@@ -601,7 +610,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
 
     # ------------------------------------------------------------------ claims and leases
 
-    @handler
+    @handler(concurrent=True)
     async def claim(self, msg: ClaimEvents) -> tuple[DeliveryView, ...]:
         group = await self._group(msg.tenant_id, msg.group)
         visibility = (
@@ -646,13 +655,13 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
         )
         raise Conflict(f"lease {msg.lease_id!r} is not current: it {why}", field="leaseId")
 
-    @handler
+    @handler(concurrent=True)
     async def ack(self, msg: AckEvent) -> DeliveryView:
         group = await self._group(msg.tenant_id, msg.group)
         rows = await self._query("ack", (group.id, msg.event_id, msg.lease_id))
         return await self._leased(group, msg, rows)
 
-    @handler
+    @handler(concurrent=True)
     async def ack_many(self, msg: AckEvents) -> AckResult:
         group = await self._group(msg.tenant_id, msg.group)
         pairs = [v for lease in msg.leases for v in (lease.event_id, lease.lease_id)]
@@ -665,7 +674,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
             stale=tuple(lease.event_id for lease in msg.leases if lease.event_id not in acked),
         )
 
-    @handler
+    @handler(concurrent=True)
     async def nack(self, msg: NackEvent) -> DeliveryView:
         group = await self._group(msg.tenant_id, msg.group)
         delay = None if msg.delay_seconds is None else _ms(msg.delay_seconds)
@@ -684,7 +693,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
         )
         return await self._leased(group, msg, rows)
 
-    @handler
+    @handler(concurrent=True)
     async def extend(self, msg: ExtendLease) -> DeliveryView:
         group = await self._group(msg.tenant_id, msg.group)
         visibility = _ms(msg.visibility_timeout_seconds)
@@ -704,7 +713,7 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
 
     # ------------------------------------------------------------------ dead letters
 
-    @handler
+    @handler(concurrent=True)
     async def dead_letters(self, msg: ListDeadLetters) -> Page[DeliveryView]:
         group = await self._group(msg.tenant_id, msg.group)
         await self._query("expire_leases", (group.id, group.max_attempts))
@@ -736,7 +745,6 @@ class EventBusActor(Actor, service=SERVICE, models="synapsex.actors.event_bus.mo
         await self._query("expire_leases", (group.id, group.max_attempts))
         only = "" if event_ids is None else f"AND event_id IN ({Dialect.marks(len(event_ids))})"
         rows = await self._query(statement, (group.id, *(event_ids or ())), only=only)
-        changed = {r["event_id"] for r in rows}
-        ordered = tuple(e for e in event_ids if e in changed) if event_ids else tuple(changed)
+        ordered = tuple(r["event_id"] for r in sorted(rows, key=lambda r: r["seq"]))
         (view,) = await self._group_views([row])
         return ChangedDeliveries(event_ids=ordered, group=view)

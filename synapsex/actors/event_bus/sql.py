@@ -131,11 +131,11 @@ _TEMPLATES = {
     "redrive": (
         "UPDATE event_deliveries SET state = 'pending', attempt = 0, available_at_ms = {now}, "
         "updated_at_ms = {now} WHERE group_id = ? AND state = 'dead_letter' {only} "
-        "RETURNING event_id"
+        "RETURNING event_id, seq"
     ),
     "delete_dead": (
         "DELETE FROM event_deliveries WHERE group_id = ? AND state = 'dead_letter' {only} "
-        "RETURNING event_id"
+        "RETURNING event_id, seq"
     ),
     "events_by_id": f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({{ids}})",
     "event": f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND id = ?",

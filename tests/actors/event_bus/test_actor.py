@@ -707,7 +707,7 @@ async def test_dead_letters_are_listed_redriven_and_deleted(rt):
             tenant_id=A, group="workers", event_ids=(events[1].id, events[0].id, "evt_x")
         )
     )
-    assert named.event_ids == (events[1].id, events[0].id)
+    assert named.event_ids == (events[0].id, events[1].id)  # stream order
     c = named.group.counts
     assert (c.pending, c.dead_letter) == (2, 3)
     redriven = await claim(rt)

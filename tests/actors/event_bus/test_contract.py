@@ -185,4 +185,16 @@ def test_lists_and_streams_name_their_bad_field():
     )
     assert field_of(lambda: ReadStream(tenant_id="t", after_seq=0, limit=1001)) == "limit"
     assert field_of(lambda: ReadStream(tenant_id="t", after_seq=0, topics=())) == "topics"
-    assert field_of(lambda: ReadStream(tenant_id="t", after_seq=-1)) == "after_seq"
+    assert field_of(lambda: ReadStream(tenant_id="t", after_seq=-1)) == "afterSeq"
+
+
+def test_publishers_are_named_within_the_columns_that_keep_them():
+    too_long_source = "s" * 101
+    assert field_of(lambda: PublishEvent(tenant_id="t", source=too_long_source, topic="a")) == (
+        "source"
+    )
+    assert field_of(lambda: PublishEvent(tenant_id="t" * 41, source="s", topic="a")) == (
+        "tenant_id"
+    )
+    draft = EventDraft(topic="a")
+    assert field_of(lambda: PublishEvents(tenant_id="t", source="", events=(draft,))) == "source"
