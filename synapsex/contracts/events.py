@@ -209,7 +209,8 @@ class ConsumerGroupView(Reply):
 
 
 class AckResult(Reply):
-    """A batch ack: which events were acked, and which leases were stale (not current)."""
+    """A batch ack: the events this call acked, and those none of whose given leases was
+    current (expired, or the event was claimed again); each event id appears once."""
 
     acked: tuple[str, ...]
     stale: tuple[str, ...]

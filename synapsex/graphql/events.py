@@ -347,7 +347,12 @@ class EventMutation:
             )
 
         view = await guarded(
-            info, action="event.consumer_group.create", resource_type="consumer_group", run=run
+            info,
+            action="event.consumer_group.create",
+            resource_type="consumer_group",
+            resource_id=input.name,
+            run=run,
+            resource_id_of=lambda created: created.name,  # groups are audited by name
         )
         return ConsumerGroup.of(view)
 

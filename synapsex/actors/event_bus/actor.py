@@ -186,11 +186,18 @@ class EventBusActor(
         assert self.actor_db is not None
         return self.actor_db.client()
 
-    async def _query(self, name: str, values: Sequence[Any], conn: Any = None, **parts: str):
-        # execute_query_dict: Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE
-        return await (conn or self._client()).execute_query_dict(
-            self._sql.sql(name, **parts), list(values)
-        )
+    async def _query(
+        self, name: str, values: Sequence[Any], conn: Any = None, **parts: str
+    ) -> list[Any]:
+        """Run statement ``name``; the rows it returns, read by column name."""
+        client = conn or self._client()
+        sql = self._sql.sql(name, **parts)
+        if self._postgres:
+            # straight to asyncpg: Tortoise's execute_query drops the rows of an UPDATE …
+            # RETURNING, and execute_query_dict copies each row into a dict
+            async with client.acquire_connection() as connection:
+                return await connection.fetch(sql, *values)
+        return (await client.execute_query(sql, list(values)))[1]  # sqlite3.Row objects
 
     def _send_self(self, message: Any) -> bool:
         try:
@@ -484,7 +491,7 @@ class EventBusActor(
             if not rows:
                 raise NotFound(
                     f"event {msg.after_event_id!r} not found (unknown, or no longer kept)",
-                    field="afterEventId",
+                    field="after",
                 )
             return rows[0]["seq"]
         rows = await self._query("head", (msg.tenant_id,))
@@ -669,9 +676,10 @@ class EventBusActor(
             "ack_many", (group.id, *pairs), pairs=Dialect.pairs(len(msg.leases))
         )
         acked = {r["event_id"] for r in rows}
+        named = dict.fromkeys(lease.event_id for lease in msg.leases)  # once each, in order
         return AckResult(
-            acked=tuple(lease.event_id for lease in msg.leases if lease.event_id in acked),
-            stale=tuple(lease.event_id for lease in msg.leases if lease.event_id not in acked),
+            acked=tuple(e for e in named if e in acked),
+            stale=tuple(e for e in named if e not in acked),
         )
 
     @handler(concurrent=True)

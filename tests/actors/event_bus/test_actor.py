@@ -684,6 +684,23 @@ async def test_ack_events_reports_acked_and_stale_leases(rt):
     assert (got.acked, got.leased) == (3, 1)
 
 
+async def test_ack_events_names_an_event_once_whatever_leases_it_was_given(rt):
+    await create_group(rt, visibility_timeout_seconds=30)
+    await publish_many(rt, ["a"])
+    (a,) = await claim(rt)
+    result = await rt.ask(
+        AckEvents(
+            tenant_id=A,
+            group="workers",
+            leases=(
+                LeaseRef(event_id=a.event.id, lease_id="lse_stale"),
+                LeaseRef(event_id=a.event.id, lease_id=a.lease_id),
+            ),
+        )
+    )
+    assert (result.acked, result.stale) == ((a.event.id,), ())
+
+
 async def test_dead_letters_are_listed_redriven_and_deleted(rt):
     await create_group(rt, max_attempts=1, visibility_timeout_seconds=30)
     events = await publish_many(rt, [f"t{i}" for i in range(5)])
