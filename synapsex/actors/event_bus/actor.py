@@ -470,15 +470,10 @@ class EventBusActor(
         cutoff = cutoff_rows[0]["now_ms"] - self._retention_ms
         pruned = 0
         while True:
-            async with in_transaction(self._connection) as conn:
-                rows = await self._query("prunable", (cutoff, PRUNE_BATCH), conn)
-                ids = [r["id"] for r in rows]
-                if ids:
-                    marks = Dialect.marks(len(ids))
-                    await self._query("delete_deliveries_of", ids, conn, ids=marks)
-                    await self._query("delete_events", ids, conn, ids=marks)
-            pruned += len(ids)
-            if len(ids) < PRUNE_BATCH:
+            freed = await self._query("prune_deliveries", (cutoff, PRUNE_BATCH))
+            gone = await self._query("prune_events", (cutoff, PRUNE_BATCH))
+            pruned += len(gone)
+            if not freed and len(gone) < PRUNE_BATCH:
                 break
         if pruned:
             log.info("pruned acked events", count=pruned)

@@ -150,14 +150,23 @@ _TEMPLATES = {
         "WHERE tenant_id = ? AND idempotency_key IN ({ids})"
     ),
     "forget_idempotency": "UPDATE events SET idempotency_key = NULL WHERE id IN ({ids})",
-    # Retention: events past the cut-off whose every delivery is acked (or that had none).
-    "prunable": (
-        "SELECT e.id FROM events e WHERE e.occurred_at_ms < ? AND NOT EXISTS ("
-        " SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id AND d.state <> 'acked')"
-        " LIMIT ?"
+    # Retention, in two single statements (no transaction: on SQLite a read that then writes
+    # could fail against another process's writer): first the deliveries of events past the
+    # cut-off that every group has acked, then the events left with no delivery at all.
+    "prune_deliveries": (
+        "DELETE FROM event_deliveries WHERE event_id IN ("
+        " SELECT e.id FROM events e WHERE e.occurred_at_ms < ?"
+        " AND EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id)"
+        " AND NOT EXISTS (SELECT 1 FROM event_deliveries d"
+        "  WHERE d.event_id = e.id AND d.state <> 'acked')"
+        " LIMIT ?) RETURNING event_id"
     ),
-    "delete_deliveries_of": "DELETE FROM event_deliveries WHERE event_id IN ({ids})",
-    "delete_events": "DELETE FROM events WHERE id IN ({ids})",
+    "prune_events": (
+        "DELETE FROM events WHERE id IN ("
+        " SELECT e.id FROM events e WHERE e.occurred_at_ms < ?"
+        " AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id)"
+        " LIMIT ?) RETURNING id"
+    ),
     "delete_group_deliveries": "DELETE FROM event_deliveries WHERE group_id = ?",
 }
 

@@ -811,7 +811,9 @@ async def test_an_idempotency_key_is_free_again_after_24_hours(rt):
 # ---------------------------------------------------------------------------- retention
 
 
-async def test_retention_prunes_acked_events_but_keeps_the_unfinished(tmp_path, db_environ):
+async def test_retention_prunes_acked_events_but_keeps_the_unfinished(
+    tmp_path, db_environ, monkeypatch
+):
     async with embedded(tmp_path, db_environ) as rt:
         await create_group(rt, topics=("work.#",), max_attempts=1, visibility_timeout_seconds=30)
         acked, dead, unwatched, recent, pending = await publish_many(
@@ -831,6 +833,8 @@ async def test_retention_prunes_acked_events_but_keeps_the_unfinished(tmp_path, 
                 f"WHERE id IN ({', '.join('?' * len(old))})",
                 *old,
             )
+    # batches of one: the prune loops until nothing past the cut-off is left
+    monkeypatch.setattr("synapsex.actors.event_bus.actor.PRUNE_BATCH", 1)
     async with embedded(tmp_path, db_environ, SYNAPSEX_EVENT_RETENTION="1h") as rt:
         await rt.ask(Maintain())  # the first maintenance turn of a runtime prunes
         kept = await rt.ask(ListEvents(tenant_id=A))
