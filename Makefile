@@ -25,6 +25,7 @@ bench: venv
 	$(BIN)/python bench/actor_ask.py
 	$(BIN)/python bench/tenant_create.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/event_bus.py
 
 lint: venv
 	$(BIN)/ruff check .
