@@ -7,8 +7,8 @@ def test_plan_lists_pending_migrations_and_changes_nothing(cli, tmp_path):
     result = cli("migrate", "--plan")
     assert result.returncode == 0, result.stderr
     lines = {line["service"]: line for line in json_lines(result.stdout)}
-    assert lines["tenant-service"]["pending"] == ["tenant.0001_initial"]
-    assert lines["auth-service"]["pending"] == ["auth.0001_initial"]
+    assert lines["tenant-service"]["pending"] == ["tenant.0001_initial", "tenant.0002_outbox"]
+    assert lines["auth-service"]["pending"] == ["auth.0001_initial", "auth.0002_outbox"]
     again = json_lines(cli("migrate", "--plan").stdout)
     assert all(line["pending"] for line in again)
 
@@ -19,7 +19,7 @@ def test_migrate_applies_once_per_service(cli):
         {
             "service": "tenant-service",
             "database": first[0]["database"],
-            "applied": ["tenant.0001_initial"],
+            "applied": ["tenant.0001_initial", "tenant.0002_outbox"],
         }
     ]
     assert first[0]["database"].endswith("/data/tenant.db")
@@ -31,7 +31,7 @@ def test_migrate_on_postgres_uses_the_services_schema(cli, pg_url):
     result = cli("migrate", "--service", "auth-service", env={"DATABASE_URL": pg_url})
     assert result.returncode == 0, result.stderr
     (line,) = json_lines(result.stdout)
-    assert line["applied"] == ["auth.0001_initial"]
+    assert line["applied"] == ["auth.0001_initial", "auth.0002_outbox"]
     assert line["database"].endswith("?schema=auth")
 
 

@@ -8,8 +8,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from cachetools import TTLCache
+from tortoise.transactions import in_transaction
 
-from synapsex.actors.domain_events import publish_domain_event, publish_domain_events
+from synapsex.actors.domain_events import Outbox
 from synapsex.contracts.auth import (
     KEY_PREFIX,
     ApiKeyView,
@@ -27,7 +28,7 @@ from synapsex.contracts.tenant import ROLE_RANK, GetMember
 from synapsex.runtime import Actor, handler, new_id
 from synapsex.runtime.orm import get_or_not_found, paginate
 
-from .models import ApiKey
+from .models import ApiKey, AuthOutbox
 
 #: characters of the key kept in clear (``sx_`` + 8): enough to tell keys apart, useless alone
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -77,6 +78,8 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         self._known: TTLCache[str, tuple[Principal, datetime | None]] = TTLCache(
             maxsize=10_000, ttl=AUTH_CACHE_SECONDS
         )
+        self._outbox = Outbox(self, AuthOutbox)
+        self._outbox.start()
 
     def _forget(self, *, key_id: str | None = None, member_id: str | None = None) -> None:
         stale = [
@@ -98,18 +101,21 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
                 field="role",
             )
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        row = await ApiKey.create(
-            id=new_id("key"),
-            tenant_id=msg.tenant_id,
-            member_id=msg.member_id,
-            name=msg.name,
-            role=msg.role,
-            prefix=key[:PREFIX_LENGTH],
-            key_hash=hash_key(key),
-        )
-        await publish_domain_event(
-            self, row.tenant_id, "apikey.created", _key_event(row), key=row.id
-        )
+        async with in_transaction() as conn:
+            row = await ApiKey.create(
+                id=new_id("key"),
+                tenant_id=msg.tenant_id,
+                member_id=msg.member_id,
+                name=msg.name,
+                role=msg.role,
+                prefix=key[:PREFIX_LENGTH],
+                key_hash=hash_key(key),
+                using_db=conn,
+            )
+            await self._outbox.stage(
+                conn, row.tenant_id, "apikey.created", _key_event(row), key=row.id
+            )
+        await self._outbox.flush()
         return CreatedApiKey(key=key, api_key=key_view(row))
 
     @handler
@@ -148,33 +154,41 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         row = await get_or_not_found(
             ApiKey.filter(id=msg.key_id, tenant_id=msg.tenant_id), "API key", id=msg.key_id
         )
-        newly = row.revoked_at is None
-        if newly:
-            row.revoked_at = datetime.now(UTC)
-            await row.save(update_fields=["revoked_at"])
+        if row.revoked_at is None:
+            now = datetime.now(UTC)
+            async with in_transaction() as conn:
+                # conditional: of two concurrent revokes (two processes) one wins and tells
+                if (
+                    await ApiKey.filter(id=row.id, revoked_at=None)
+                    .using_db(conn)
+                    .update(revoked_at=now)
+                ):
+                    await self._outbox.stage(
+                        conn, row.tenant_id, "apikey.revoked", _key_event(row), key=row.id
+                    )
+            row = await ApiKey.get(id=row.id)
         self._forget(key_id=row.id)
-        if newly:
-            await publish_domain_event(
-                self, row.tenant_id, "apikey.revoked", _key_event(row), key=row.id
-            )
+        await self._outbox.flush()
         return key_view(row)
 
     @handler
     async def revoke_member_keys(self, msg: RevokeMemberKeys) -> int:
-        live = ApiKey.filter(tenant_id=msg.tenant_id, member_id=msg.member_id, revoked_at=None)
-        rows = await live
         now = datetime.now(UTC)
-        revoked = await ApiKey.filter(id__in=[r.id for r in rows], revoked_at=None).update(
-            revoked_at=now
-        )
+        revoked = 0
+        async with in_transaction() as conn:
+            live = ApiKey.filter(tenant_id=msg.tenant_id, member_id=msg.member_id, revoked_at=None)
+            for row in await live.using_db(conn):
+                if (
+                    await ApiKey.filter(id=row.id, revoked_at=None)
+                    .using_db(conn)
+                    .update(revoked_at=now)
+                ):
+                    revoked += 1
+                    await self._outbox.stage(
+                        conn, row.tenant_id, "apikey.revoked", _key_event(row), key=row.id
+                    )
         self._forget(member_id=msg.member_id)
-        for row in rows:
-            row.revoked_at = now
-        await publish_domain_events(
-            self,
-            msg.tenant_id,
-            [("apikey.revoked", _key_event(row), row.id) for row in rows],
-        )
+        await self._outbox.flush()
         return revoked
 
     @handler

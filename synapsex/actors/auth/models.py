@@ -1,7 +1,10 @@
-"""Tables owned by auth-service: ``api_keys``. Only a SHA-256 hash of each key is stored."""
+"""Tables owned by auth-service: ``api_keys`` and its ``auth_outbox``. Only a SHA-256 hash of
+each key is stored."""
 
 from tortoise import fields
 from tortoise.models import Model
+
+from synapsex.actors.domain_events import OutboxEvent
 
 
 class ApiKey(Model):
@@ -21,3 +24,11 @@ class ApiKey(Model):
     class Meta:
         app = "auth"
         table = "api_keys"
+
+
+class AuthOutbox(OutboxEvent):
+    """Domain events staged with the change that caused them (see ``domain_events``)."""
+
+    class Meta:
+        app = "auth"
+        table = "auth_outbox"

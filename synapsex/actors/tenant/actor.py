@@ -8,7 +8,7 @@ from cachetools import TTLCache
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from synapsex.actors.domain_events import publish_domain_event, publish_domain_events
+from synapsex.actors.domain_events import Outbox
 from synapsex.contracts.common import Page
 from synapsex.contracts.errors import Conflict, LimitExceeded
 from synapsex.contracts.tenant import (
@@ -31,7 +31,7 @@ from synapsex.contracts.tenant import (
 from synapsex.runtime import Actor, handler, new_id
 from synapsex.runtime.orm import db_errors, get_or_not_found, paginate
 
-from .models import Tenant, TenantMember
+from .models import Tenant, TenantMember, TenantOutbox
 
 
 def limits_of(tenant: Tenant) -> Limits:
@@ -80,13 +80,16 @@ TENANT_CACHE_SECONDS = 5.0
 
 
 class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenant.models"):
-    """Owns ``tenants`` and ``tenant_members``."""
+    """Owns ``tenants`` and ``tenant_members``; publishes ``tenant.created`` and
+    ``tenant.member.added`` / ``.removed`` through its outbox."""
 
     async def on_start(self) -> None:
         # GetTenant runs on most requests (``me { tenant }``, limits); the actor is the writer
         self._tenants: TTLCache[str, TenantView] = TTLCache(
             maxsize=10_000, ttl=TENANT_CACHE_SECONDS
         )
+        self._outbox = Outbox(self, TenantOutbox)
+        self._outbox.start()
 
     async def _tenant(self, tenant_id: str) -> Tenant:
         return await get_or_not_found(Tenant.filter(id=tenant_id), "tenant", id=tenant_id)
@@ -101,39 +104,40 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
             "limit_overrides": msg.limits or {},
         }
         with db_errors(conflict=f"a tenant named {msg.name!r} (or with the same slug) exists"):
-            if owner_email is None:  # one statement: no transaction needed
-                return await Tenant.create(id=new_id("ten"), member_count=0, **fields), None
             async with in_transaction() as conn:
                 tenant = await Tenant.create(
-                    id=new_id("ten"), member_count=1, using_db=conn, **fields
-                )
-                owner = await TenantMember.create(
-                    id=new_id("mem"),
-                    tenant_id=tenant.id,
-                    email=owner_email.lower(),
-                    role="owner",
+                    id=new_id("ten"),
+                    member_count=0 if owner_email is None else 1,
                     using_db=conn,
+                    **fields,
                 )
+                await self._outbox.stage(
+                    conn, tenant.id, "tenant.created", _tenant_event(tenant), key=tenant.id
+                )
+                owner = None
+                if owner_email is not None:
+                    owner = await TenantMember.create(
+                        id=new_id("mem"),
+                        tenant_id=tenant.id,
+                        email=owner_email.lower(),
+                        role="owner",
+                        using_db=conn,
+                    )
+                    await self._outbox.stage(
+                        conn, tenant.id, "tenant.member.added", _member_event(owner), key=owner.id
+                    )
+        await self._outbox.flush()
         return tenant, owner
 
     @handler
     async def create_tenant(self, msg: CreateTenant) -> TenantView:
         tenant, _ = await self._create(msg, None)
-        await publish_domain_event(self, tenant.id, "tenant.created", _tenant_event(tenant))
         return tenant_view(tenant)
 
     @handler
     async def bootstrap_tenant(self, msg: BootstrapTenant) -> BootstrappedTenant:
         tenant, owner = await self._create(msg, msg.owner_email)
         assert owner is not None
-        await publish_domain_events(
-            self,
-            tenant.id,
-            [
-                ("tenant.created", _tenant_event(tenant), tenant.id),
-                ("tenant.member.added", _member_event(owner), owner.id),
-            ],
-        )
         return BootstrappedTenant(tenant=tenant_view(tenant), owner=member_view(owner))
 
     @handler
@@ -178,10 +182,11 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                 member = await TenantMember.create(
                     id=new_id("mem"), tenant_id=tenant.id, email=email, role=msg.role, using_db=conn
                 )
+                await self._outbox.stage(
+                    conn, tenant.id, "tenant.member.added", _member_event(member), key=member.id
+                )
         self._tenants.pop(tenant.id, None)
-        await publish_domain_event(
-            self, tenant.id, "tenant.member.added", _member_event(member), key=member.id
-        )
+        await self._outbox.flush()
         return member_view(member)
 
     @handler
@@ -202,10 +207,11 @@ class TenantActor(Actor, service="tenant-service", models="synapsex.actors.tenan
                 .using_db(conn)
                 .update(member_count=F("member_count") - 1)
             )
+            await self._outbox.stage(
+                conn, msg.tenant_id, "tenant.member.removed", _member_event(member), key=member.id
+            )
         self._tenants.pop(msg.tenant_id, None)
-        await publish_domain_event(
-            self, msg.tenant_id, "tenant.member.removed", _member_event(member), key=member.id
-        )
+        await self._outbox.flush()
         return member_view(member)
 
     async def _member(self, tenant_id: str, member_id: str) -> TenantMember:

@@ -1,7 +1,9 @@
-"""Tables owned by tenant-service: ``tenants`` and ``tenant_members``."""
+"""Tables owned by tenant-service: ``tenants``, ``tenant_members`` and its ``tenant_outbox``."""
 
 from tortoise import fields
 from tortoise.models import Model
+
+from synapsex.actors.domain_events import OutboxEvent
 
 
 class Tenant(Model):
@@ -35,3 +37,11 @@ class TenantMember(Model):
         app = "tenant"
         table = "tenant_members"
         unique_together = (("tenant", "email"),)
+
+
+class TenantOutbox(OutboxEvent):
+    """Domain events staged with the change that caused them (see ``domain_events``)."""
+
+    class Meta:
+        app = "tenant"
+        table = "tenant_outbox"
