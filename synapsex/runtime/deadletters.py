@@ -108,7 +108,7 @@ class SqlDeadLetters:
         self._ph = (lambda n: "?") if db.config.is_sqlite else (lambda n: f"${n}")
 
     async def ensure_table(self) -> None:
-        await self._db.client().execute_script(
+        await self._db.create_if_missing(
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
             "id VARCHAR(40) PRIMARY KEY, message_type VARCHAR(255) NOT NULL, "
             "payload TEXT NOT NULL, error TEXT NOT NULL, error_type VARCHAR(255) NOT NULL, "

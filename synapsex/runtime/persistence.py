@@ -92,7 +92,8 @@ class ServiceDatabase:
             await ctx.init(config=self.tortoise_config())
             client = ctx.db(self.connection_name)
             if self.config.schema:
-                await client.execute_script(f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"')
+                schema = f'CREATE SCHEMA IF NOT EXISTS "{self.config.schema}"'
+                await self.create_if_missing(schema, client)
             await client.execute_query("SELECT 1")
 
         try:
@@ -106,6 +107,19 @@ class ServiceDatabase:
                 f"{type(exc).__name__}: {exc}",
             ) from exc
         self._ctx = ctx
+
+    async def create_if_missing(self, ddl: str, client: BaseDBAsyncClient | None = None) -> None:
+        """Run a ``CREATE … IF NOT EXISTS``. On PostgreSQL two sessions running the same one at
+        once can still collide (the loser fails on a catalog unique index), as when several
+        servers start together; an advisory lock named after the statement queues them."""
+        client = client or self.client()
+        if self.config.is_sqlite:
+            await client.execute_script(ddl)
+            return
+        lock = ddl.replace("'", "''")
+        await client.execute_script(
+            f"BEGIN; SELECT pg_advisory_xact_lock(hashtext('synapsex:{lock}')); {ddl}; COMMIT;"
+        )
 
     def activate(self) -> None:
         """Make this database's context current in the running task (and tasks it spawns)."""

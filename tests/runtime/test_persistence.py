@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tortoise.exceptions import ConfigurationError
 
@@ -10,6 +12,7 @@ from synapsex.contracts import Message
 from synapsex.contracts.errors import ServiceFailure
 from synapsex.contracts.tenant import CreateTenant
 from synapsex.runtime import Actor, PendingMigrations, Runtime, handler, load_service
+from synapsex.runtime.deadletters import SqlDeadLetters
 from synapsex.runtime.testing import wait_until
 
 
@@ -18,14 +21,15 @@ async def test_migrations_run_from_an_empty_database(tmp_path, db_environ):
     (db,) = runtime.databases()
     await db.open()
     try:
-        assert await db.pending_migrations() == ["tenant.0001_initial"]
-        assert await db.migrate() == ["tenant.0001_initial"]
+        both = ["tenant.0001_initial", "tenant.0002_outbox"]
+        assert await db.pending_migrations() == both
+        assert await db.migrate() == both
         assert await db.pending_migrations() == []
         assert await db.migrate() == []
         tables = await _tables(db)
     finally:
         await db.aclose()
-    assert {"tenants", "tenant_members", "tortoise_migrations"} <= tables
+    assert {"tenants", "tenant_members", "tenant_outbox", "tortoise_migrations"} <= tables
 
 
 async def _tables(db) -> set[str]:
@@ -93,7 +97,7 @@ async def test_postgres_refuses_to_start_with_pending_migrations_and_names_them(
     )
     with pytest.raises(PendingMigrations) as err:
         await runtime.start()
-    assert err.value.pending == {"tenant-service": ["tenant.0001_initial"]}
+    assert err.value.pending == {"tenant-service": ["tenant.0001_initial", "tenant.0002_outbox"]}
     assert "tenant.0001_initial" in str(err.value)
 
 
@@ -149,3 +153,25 @@ async def test_an_unreachable_database_fails_at_start_naming_the_variable(tmp_pa
         await runtime.start()
     assert err.value.variable == "DATABASE_URL"
     assert "cannot open the tenant-service database" in str(err.value)
+
+
+async def test_servers_starting_together_on_postgres_create_schema_and_tables_once(
+    tmp_path, pg_url
+):
+    """CREATE … IF NOT EXISTS alone can collide on PostgreSQL's catalog when two sessions run
+    it at once (several `synapsex serve` starting together)."""
+    environ = {"DATABASE_URL": pg_url}
+    dbs = [
+        Runtime.embedded(
+            data_dir=tmp_path / str(i), services=["tenant-service"], environ=environ
+        ).databases()[0]
+        for i in range(6)
+    ]
+    try:
+        await asyncio.gather(*(db.open() for db in dbs))
+        await asyncio.gather(*(SqlDeadLetters(db).ensure_table() for db in dbs))
+        tables = await _tables(dbs[0])
+    finally:
+        for db in dbs:
+            await db.aclose()
+    assert "tenant_dead_letters" in tables
