@@ -112,12 +112,9 @@ async def two_servers(tmp_path: Path, pg_url: str, tenant: str) -> AsyncIterator
     servers = [Server(tmp_path, env), Server(tmp_path, env)]
     statuses: list[int | None] = [None, None]
     try:
-        # one after the other: two servers starting at the same moment on a freshly migrated
-        # database race to create their runtime dead-letter tables (``CREATE TABLE IF NOT
-        # EXISTS`` in SqlDeadLetters.ensure_table is not safe against a concurrent one on
-        # PostgreSQL), and one of them may exit at start-up
-        for server in servers:
-            await server.start()
+        # both at the same moment, as a deployment starts them: creating the runtime's
+        # bookkeeping tables must not collide
+        await asyncio.gather(*(server.start() for server in servers))
         key = await bootstrap(tmp_path, tenant, env)
         for server in servers:
             await wait_until(
