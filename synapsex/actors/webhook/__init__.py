@@ -1,0 +1,1 @@
+"""webhook-service: signed deliveries of a tenant's events to its HTTP endpoints."""
