@@ -7,6 +7,7 @@
 | ``<SLUG>_DATABASE_URL`` | (unset) | one service's database, e.g. ``MCP_ROUTER_DATABASE_URL`` |
 | ``SYNAPSEX_LOG_LEVEL`` | ``info`` | ``debug``, ``info``, ``warning``, ``error`` |
 | ``SYNAPSEX_LOG_FORMAT`` | ``console`` on a terminal, else ``json`` | ``json`` or ``console`` |
+| ``SYNAPSEX_MASTER_KEY`` | ``master.key`` in the data folder | base64 of 32 bytes (AES-256-GCM) |
 | ``SYNAPSEX_EVENT_RETENTION`` | ``7d`` | how long acked events are kept (``90s``, ``12h``) |
 """
 
