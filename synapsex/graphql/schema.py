@@ -23,13 +23,18 @@ from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
+from synapsex.graphql.webhooks import WebhookMutation, WebhookQuery
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-Query = merge_types("Query", (TenantQuery, ApiKeyQuery, PolicyQuery, AuditQuery, EventQuery))
-Mutation = merge_types("Mutation", (TenantMutation, ApiKeyMutation, PolicyMutation, EventMutation))
+Query = merge_types(
+    "Query", (TenantQuery, ApiKeyQuery, PolicyQuery, AuditQuery, EventQuery, WebhookQuery)
+)
+Mutation = merge_types(
+    "Mutation", (TenantMutation, ApiKeyMutation, PolicyMutation, EventMutation, WebhookMutation)
+)
 Subscription = merge_types("Subscription", (EventSubscription,))
 
 
