@@ -1,0 +1,344 @@
+"""Webhook deliveries per second through webhook-service against plain aiohttp POSTs.
+
+The receiver: a local aiohttp server on ``127.0.0.1`` (port 0) that reads each request's body
+and answers ``200`` at once, counting requests in shared memory. It runs in a process of its
+own (``multiprocessing``, spawn), so its work is not charged to either side's event loop, and
+both sides post to the same server.
+
+For each engine: ``Runtime.embedded(services=["event-bus-service", "webhook-service"])``
+(SQLite files in a temporary folder; PostgreSQL in a fresh ``sx_bench_<hex>`` database dropped
+at the end), with ``SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true`` so loopback may be reached.
+One tenant, one subscription (``CreateWebhookSubscription``) to the receiver for ``bench.#``.
+
+* ``service``: publish N events (``PublishEvents``, 100 ``EventDraft``s per ask, back to back),
+  then wait until the receiver has counted N more requests **and** the service has recorded
+  every delivery (``ListWebhookDeliveries`` with ``status`` ``pending`` and ``sending`` both
+  empty, polled every few milliseconds once the receiver has them all; none ``failed``).
+  Time runs from the first publish to that point: the pump's claim from the event bus, the
+  delivery rows, leasing, signing, the POST and recording its result are all inside it.
+* ``plain``: the same N deliveries as a bare client would send them: an event body built as
+  the service builds it (:func:`synapsex.actors.webhook.actor.event_body`), Standard Webhooks
+  headers from :func:`synapsex.actors.webhook.signing.webhook_headers` (HMAC signing
+  included), one ``aiohttp.ClientSession`` (default connector, as the service's), 64 POSTs in
+  flight (the service's ``MAX_IN_FLIGHT``), each response's body read. No database, no runtime.
+
+Deliveries per second = N / elapsed. The sides run in alternating rounds (service first in
+even rounds, plain first in odd ones) after an untimed warm-up of each, so machine noise hits
+both alike.
+
+Reading the ratio: ``ratio`` is service deliveries/s ÷ plain deliveries/s over all rounds
+(higher is better; 1.0 = the service delivers as fast as a bare client posts, 0.5 = a delivery
+through the service takes twice a bare POST's share of time). ``ratio_median_round`` is the
+median of the per-round ratios, which a burst of load from other processes moves less.
+``service_cpu_share`` / ``plain_cpu_share``: this process's CPU time (every thread, so
+aiosqlite's too) over the side's wall time; well below 1 means the side spent its time waiting
+(on the pump's next tick, a database round trip or the receiver), not computing.
+``dispatch_cap_dps`` is for scale: the service's in-flight limit divided by its pump period
+(``MAX_IN_FLIGHT / PUMP_SECONDS``), the rate at which the pump can start attempts when every
+pump finds the previous batch finished.
+
+Budget (``budget.met``), from the issue ("at least 0.5 of the plain client's rate"): ``ratio``
+at least 0.5 on every engine measured.
+
+PostgreSQL comes from ``SYNAPSEX_BENCH_DATABASE_URL`` or ``SYNAPSEX_TEST_DATABASE_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``); when unreachable its section is
+``{"skipped": reason}``. Prints one JSON line on stdout; logs go to stderr. Run:
+``.venv/bin/python bench/webhooks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from synapsex.actors.webhook.actor import MAX_IN_FLIGHT, PUMP_SECONDS, USER_AGENT, event_body
+from synapsex.actors.webhook.signing import new_secret, webhook_headers
+from synapsex.config import configure_logging
+from synapsex.contracts.events import EventDraft, PublishEvents
+from synapsex.contracts.webhooks import CreateWebhookSubscription, ListWebhookDeliveries
+from synapsex.runtime import Runtime, new_id
+
+ROUNDS = 4  # alternating service/plain rounds (even: each side goes first as often)
+PER_ROUND = 1_000  # deliveries per side and round
+WARMUP = 200  # untimed deliveries per side before the rounds
+BATCH = 100  # events per PublishEvents
+CONCURRENCY = MAX_IN_FLIGHT  # the plain client's POSTs in flight
+TOPIC = "bench.order.created"
+PATTERNS = ("bench.#",)
+SOURCE = "bench"
+WAIT_S = 60.0  # a round not done in this long fails the run
+POLL_S = 0.002  # how often the receiver's count and then the service's records are checked
+BUDGET_RATIO_MIN = 0.5
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+Deliver = Callable[[int], Awaitable[None]]
+
+
+def log(text: str) -> None:
+    print(f"[webhooks bench] {text}", file=sys.stderr, flush=True)
+
+
+def payload(i: int) -> dict[str, Any]:
+    return {"order": i, "status": "created", "total_cents": 1999 + i, "note": "x" * 48}
+
+
+# ---------------------------------------------------------------------------- the receiver
+
+
+def _receiver_main(count: ctypes.c_int64, conn: Connection) -> None:
+    """The receiver process: answer every request 200 once its body is read, and count it."""
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        count.value += 1  # one writer (this loop): no lock needed
+        return web.Response(status=200)
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        conn.send(runner.addresses[0][1])
+        await asyncio.Event().wait()  # until terminated
+
+    asyncio.run(serve())
+
+
+class Receiver:
+    """The receiver process's URL and its request count."""
+
+    def __init__(self, url: str, count: ctypes.c_int64) -> None:
+        self.url = url
+        self._count = count
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    async def wait_for(self, target: int, deadline: float) -> None:
+        while self._count.value < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"receiver has {self._count.value} requests, not {target}")
+            await asyncio.sleep(POLL_S)
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    ctx = multiprocessing.get_context("spawn")
+    count = ctx.Value("q", 0, lock=False)
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_receiver_main, args=(count, child), daemon=True)
+    proc.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not parent.poll(0.05):
+            if not proc.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the receiver did not start")
+        port = parent.recv()
+        yield Receiver(f"http://127.0.0.1:{port}/hooks", count)
+    finally:
+        proc.terminate()
+        proc.join(5)
+
+
+# ---------------------------------------------------------------------------- the two sides
+
+
+async def service_side(rt: Runtime, rcv: Receiver) -> Deliver:
+    """Deliver N events through the service: publish them and wait until all are recorded."""
+    tenant = new_id("ten")
+    created = await rt.ask(
+        CreateWebhookSubscription(tenant_id=tenant, url=rcv.url, event_types=PATTERNS)
+    )
+    subscription = created.subscription.id
+    seq = 0
+
+    async def unfinished(status: Any) -> bool:
+        page = await rt.ask(
+            ListWebhookDeliveries(
+                tenant_id=tenant, subscription_id=subscription, status=status, first=1
+            )
+        )
+        return bool(page.items)
+
+    async def deliver(n: int) -> None:
+        nonlocal seq
+        target = rcv.count + n
+        deadline = time.monotonic() + WAIT_S
+        for start in range(0, n, BATCH):
+            events = tuple(
+                EventDraft(topic=TOPIC, payload=payload(seq + i))
+                for i in range(min(BATCH, n - start))
+            )
+            seq += len(events)
+            await rt.ask(PublishEvents(tenant_id=tenant, source=SOURCE, events=events))
+        await rcv.wait_for(target, deadline)
+        while await unfinished("pending") or await unfinished("sending"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not record every delivery in time")
+            await asyncio.sleep(POLL_S)
+        if await unfinished("failed"):
+            raise RuntimeError("a delivery failed")
+        if rcv.count != target:
+            raise RuntimeError(f"receiver got {rcv.count - target + n} requests for {n}")
+
+    return deliver
+
+
+def plain_side(session: aiohttp.ClientSession, rcv: Receiver) -> Deliver:
+    """Deliver N events with a bare aiohttp client: body, signature, POST, 64 in flight."""
+    secret = new_secret()
+    seq = 0
+
+    async def post_one(i: int) -> None:
+        event_id = new_id("evt")
+        body = event_body(event_id, TOPIC, datetime.now(UTC), payload(i)).encode()
+        headers = webhook_headers((secret,), event_id, int(time.time()), body, USER_AGENT)
+        async with session.post(rcv.url, data=body, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"receiver answered {response.status}")
+
+    async def deliver(n: int) -> None:
+        nonlocal seq
+        first, seq = seq, seq + n
+        todo = iter(range(first, first + n))
+
+        async def worker() -> None:
+            for i in todo:
+                await post_one(i)
+
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, n))))
+
+    return deliver
+
+
+async def measure(rt: Runtime, rcv: Receiver) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        sides = {"service": await service_side(rt, rcv), "plain": plain_side(session, rcv)}
+        for deliver in sides.values():
+            await deliver(WARMUP)
+        wall = dict.fromkeys(sides, 0)
+        cpu = dict.fromkeys(sides, 0.0)
+        per_round: list[dict[str, float]] = []
+        for r in range(ROUNDS):
+            dps: dict[str, float] = {}
+            for name in list(sides) if r % 2 == 0 else list(reversed(sides)):
+                c0, t0 = time.process_time(), time.perf_counter_ns()
+                await sides[name](PER_ROUND)
+                elapsed = time.perf_counter_ns() - t0
+                cpu[name] += time.process_time() - c0
+                wall[name] += elapsed
+                dps[name] = PER_ROUND / (elapsed / 1e9)
+            log(f"round {r + 1}: service {dps['service']:.0f}/s, plain {dps['plain']:.0f}/s")
+            per_round.append(dps)
+    service = ROUNDS * PER_ROUND / (wall["service"] / 1e9)
+    plain = ROUNDS * PER_ROUND / (wall["plain"] / 1e9)
+    return {
+        "deliveries_per_side": ROUNDS * PER_ROUND,
+        "service_dps": round(service, 1),
+        "plain_dps": round(plain, 1),
+        "ratio": round(service / plain, 3),
+        "ratio_median_round": round(
+            statistics.median(d["service"] / d["plain"] for d in per_round), 3
+        ),
+        "service_cpu_share": round(cpu["service"] / (wall["service"] / 1e9), 2),
+        "plain_cpu_share": round(cpu["plain"] / (wall["plain"] / 1e9), 2),
+        "rounds": [{k: round(v, 1) for k, v in d.items()} for d in per_round],
+    }
+
+
+# ---------------------------------------------------------------------------- engines
+
+ENVIRON = {"SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
+SERVICES = ["event-bus-service", "webhook-service"]
+
+
+async def bench_sqlite(tmp: Path, rcv: Receiver) -> dict[str, Any]:
+    async with Runtime.embedded(data_dir=tmp, services=SERVICES, environ=dict(ENVIRON)) as rt:
+        return await measure(rt, rcv)
+
+
+async def bench_postgres(tmp: Path, rcv: Receiver) -> dict[str, Any]:
+    base = (
+        os.environ.get("SYNAPSEX_BENCH_DATABASE_URL")
+        or os.environ.get("SYNAPSEX_TEST_DATABASE_URL")
+        or DEFAULT_PG
+    )
+    dbname = f"sx_bench_{secrets.token_hex(6)}"
+    url = urlsplit(base)._replace(path=f"/{dbname}").geturl()
+    admin = None
+    try:
+        admin = await asyncpg.connect(base, timeout=5)
+        await admin.execute(f'CREATE DATABASE "{dbname}"')
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        if admin is not None:
+            await admin.close()
+        return {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}: {exc}"}
+    try:
+        env = {**ENVIRON, "DATABASE_URL": url}
+        async with Runtime.embedded(data_dir=tmp, services=SERVICES, environ=env) as rt:
+            result = await measure(rt, rcv)
+        return {"server": (await admin.fetchval("SHOW server_version")).split()[0], **result}
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await admin.close()
+
+
+def budget(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    checked = [engine for engine, section in sections.items() if "skipped" not in section]
+    failed = [e for e in checked if sections[e]["ratio"] < BUDGET_RATIO_MIN]
+    return {
+        "ratio_min": BUDGET_RATIO_MIN,
+        "engines": checked,
+        "failed": failed,
+        "met": bool(checked) and not failed,
+    }
+
+
+async def main() -> dict[str, Any]:
+    configure_logging("warning", "json")  # structlog → stderr, and quiet
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sx-bench-") as tmp, receiver() as rcv:
+        log("sqlite")
+        sqlite = await bench_sqlite(Path(tmp) / "sqlite", rcv)
+        log("postgres")
+        postgres = await bench_postgres(Path(tmp) / "postgres", rcv)
+    return {
+        "bench": "webhooks",
+        "deliveries_per_round": PER_ROUND,
+        "rounds": ROUNDS,
+        "concurrency": CONCURRENCY,
+        "dispatch_cap_dps": round(MAX_IN_FLIGHT / PUMP_SECONDS, 1),
+        "sqlite": sqlite,
+        "postgres": postgres,
+        "budget": budget({"sqlite": sqlite, "postgres": postgres}),
+        "seconds": round(time.perf_counter() - started, 1),
+        "python": sys.version.split()[0],
+    }
+
+
+if __name__ == "__main__":
+    out = asyncio.run(main())
+    sys.stdout.write(json.dumps(out) + "\n")
