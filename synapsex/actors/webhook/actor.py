@@ -2,11 +2,12 @@
 
 Every :data:`PUMP_SECONDS` the actor pumps (a ``Pump`` message, so it runs in the actor's turn):
 
-1. for each tenant with an enabled subscription it claims a batch from the tenant's consumer
-   group ``sx.webhooks`` (all topics) in the event bus, writes one delivery per matching
+1. for each tenant with a subscription it claims a batch from the tenant's consumer group
+   ``sx.webhooks`` (all topics) in the event bus, writes one delivery per matching enabled
    subscription (idempotent: one per event and subscription), then acks the batch, so an event
    is never lost between the bus and the deliveries, even across a crash;
-2. it leases due deliveries (pending, or ``sending`` with a lapsed lease) that are the oldest
+2. it leases due deliveries of enabled subscriptions (pending, or ``sending`` with a lapsed
+   lease; a disabled subscription's wait until it is enabled again) that are the oldest
    unfinished of their subscription and key, and POSTs each from a task of its own (outside the
    turn, never touching the database); the result comes back as an ``AttemptDone`` message that
    records the attempt and schedules the next one (the retry schedule with ±20 % jitter,
@@ -30,7 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import structlog
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
@@ -399,10 +400,13 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
     @handler
     async def pump(self, msg: Pump) -> None:
         self._pump_queued = False
-        subscriptions = await WebhookSubscription.filter(enabled=True)
+        # every tenant with a subscription, enabled or not: a disabled one's events are taken
+        # (and skip it) rather than kept in the group and delivered once it is enabled again
         by_tenant: dict[str, list[WebhookSubscription]] = {}
-        for sub in subscriptions:
-            by_tenant.setdefault(sub.tenant_id, []).append(sub)
+        for sub in await WebhookSubscription.all():
+            enabled = by_tenant.setdefault(sub.tenant_id, [])
+            if sub.enabled:
+                enabled.append(sub)
         for tenant_id, subs in by_tenant.items():
             await self._take_events(tenant_id, subs)
         await self._dispatch()
@@ -457,8 +461,9 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         if room <= 0:
             return
         now = _now_ms()
-        due = (
-            await WebhookDelivery.filter(next_attempt_at_ms__lte=now)
+        enabled = Subquery(WebhookSubscription.filter(enabled=True).values("id"))
+        due = (  # a disabled subscription's deliveries wait until it is enabled again
+            await WebhookDelivery.filter(next_attempt_at_ms__lte=now, subscription_id__in=enabled)
             .filter(Q(status="pending") | Q(status="sending", lease_until_ms__lte=now))
             .exclude(id__in=list(self._sending))
             .order_by("created_at", "id")
