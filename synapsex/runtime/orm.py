@@ -7,6 +7,8 @@ caller can act on.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -54,3 +56,13 @@ async def paginate(
         has_next_page=len(rows) > first,
         end_cursor=rows[:first][-1].id if items else None,  # type: ignore[attr-defined]
     )
+
+
+_QMARK = re.compile(r"\?")
+
+
+def numbered_placeholders(sql: str) -> str:
+    """``?`` placeholders (SQLite's) as PostgreSQL's ``$1, $2, …``, for raw statements written
+    once for both engines (the statement must have no ``?`` inside a string literal)."""
+    counter = itertools.count(1)
+    return _QMARK.sub(lambda _: f"${next(counter)}", sql)

@@ -13,8 +13,9 @@ share a key are leased one at a time, in order.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from synapsex.runtime.orm import numbered_placeholders
 
 _NOW = {
     "sqlite": "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
@@ -170,8 +171,6 @@ _TEMPLATES = {
     "delete_group_deliveries": "DELETE FROM event_deliveries WHERE group_id = ?",
 }
 
-_PLACEHOLDER = re.compile(r"\?")
-
 
 @dataclass(frozen=True)
 class Dialect:
@@ -188,8 +187,7 @@ class Dialect:
             **parts,
         )
         if self.engine == "postgres":
-            counter = iter(range(1, 10_000))
-            text = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", text)
+            text = numbered_placeholders(text)
         return text
 
     @staticmethod

@@ -9,9 +9,10 @@ Every :data:`PUMP_SECONDS` the actor pumps (a ``Pump`` message, so it runs in th
 2. it leases due deliveries of enabled subscriptions (pending, or ``sending`` with a lapsed
    lease; a disabled subscription's wait until it is enabled again) that are the oldest
    unfinished of their subscription and key, and POSTs each from a task of its own (outside the
-   turn, never touching the database); the result comes back as an ``AttemptDone`` message that
-   records the attempt and schedules the next one (the retry schedule with ±20 % jitter,
-   ``Retry-After`` within 1 to 2 times the scheduled wait) or ends it (``succeeded`` / ``failed``).
+   turn, never touching the database). Finished attempts come back in batches (``AttemptsDone``):
+   one transaction records them and schedules each next attempt (the retry schedule with ±20 %
+   jitter, ``Retry-After`` within 1 to 2 times the scheduled wait) or ends the delivery
+   (``succeeded`` / ``failed``), then the next due deliveries start at once.
 
 A subscription failing with no success for ``SYNAPSEX_WEBHOOK_DISABLE_AFTER`` is disabled and
 ``webhook.subscription.disabled`` is published through the outbox.
@@ -24,14 +25,12 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import structlog
-from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
@@ -64,10 +63,10 @@ from synapsex.contracts.webhooks import (
     WebhookSubscriptionView,
 )
 from synapsex.runtime import Actor, handler, new_id
-from synapsex.runtime.orm import get_or_not_found, paginate
+from synapsex.runtime.orm import get_or_not_found, numbered_placeholders, paginate
 
-from .egress import check_url, make_session, post
-from .internal import AttemptDone, Pump
+from .egress import AttemptResult, check_url, make_session, post
+from .internal import AttemptsDone, Pump
 from .models import WebhookDelivery, WebhookOutbox, WebhookSubscription
 from .settings import WebhookSettings
 from .signing import new_secret, webhook_headers
@@ -88,6 +87,10 @@ try:
     USER_AGENT = f"SynapseX-Webhooks/{version('synapsex')}"
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     USER_AGENT = "SynapseX-Webhooks"
+
+
+def db_is_sqlite(actor: Actor) -> bool:
+    return actor.actor_db is not None and actor.actor_db.config.is_sqlite
 
 
 def _now_ms() -> int:
@@ -149,13 +152,48 @@ def event_body(event_id: str, topic: str, occurred_at: datetime, payload: Any) -
     )
 
 
+_RECORD_SQL = (
+    "UPDATE webhook_deliveries SET status = ?, attempts = ?, attempt_count = ?, "
+    "next_attempt_at_ms = ?, lease_until_ms = NULL WHERE id = ?"
+)
+#: lease the due deliveries of enabled subscriptions (pending, or ``sending`` whose lease
+#: lapsed) that are the oldest unfinished of their subscription and key, oldest first
+_CLAIM_SQL = (
+    "UPDATE webhook_deliveries SET status = 'sending', lease_until_ms = ?, lease_token = ? "
+    "WHERE id IN ("
+    " SELECT d.id FROM webhook_deliveries d"
+    " JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.enabled"
+    " WHERE d.next_attempt_at_ms <= ?"
+    " AND (d.status = 'pending' OR (d.status = 'sending' AND d.lease_until_ms <= ?))"
+    " AND (d.key IS NULL OR NOT EXISTS ("
+    "  SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
+    "  AND e.key = d.key AND e.status IN ('pending', 'sending') AND e.id < d.id))"
+    " ORDER BY d.id LIMIT ? {skip_locked}) "
+    "RETURNING id, subscription_id, event_id, body, attempts, attempt_count"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Leased:
+    """What an attempt needs of a delivery, as the claim returned it."""
+
+    id: str
+    subscription_id: str
+    event_id: str
+    body: str
+    attempts: str
+    attempt_count: int
+
+
 @dataclass(slots=True)
 class _Sending:
     """A delivery this process is attempting."""
 
-    row: WebhookDelivery
+    row: _Leased
     url: str
     secrets: tuple[str, ...]
+    #: whether its subscription was failing when the attempt started
+    failing: bool
 
 
 class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.models"):
@@ -171,6 +209,13 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         self._outbox = Outbox(self, WebhookOutbox)
         self._outbox.start()
         self._sending: dict[str, _Sending] = {}
+        #: attempts finished and not yet recorded
+        self._finished: list[tuple[_Sending, AttemptResult, datetime]] = []
+        self._results_queued = False
+        sqlite = db_is_sqlite(self)
+        self._record_sql = _RECORD_SQL if sqlite else numbered_placeholders(_RECORD_SQL)
+        claim = _CLAIM_SQL.format(skip_locked="" if sqlite else "FOR UPDATE OF d SKIP LOCKED")
+        self._claim_sql = claim if sqlite else numbered_placeholders(claim)
         self._attempts: set[asyncio.Task[None]] = set()
         self._pump_queued = False
         self._ticker = asyncio.create_task(self._tick(), name="webhook-pump")
@@ -407,20 +452,25 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             enabled = by_tenant.setdefault(sub.tenant_id, [])
             if sub.enabled:
                 enabled.append(sub)
+        await self._record()  # results whose message could not be sent
+        more = False
         for tenant_id, subs in by_tenant.items():
-            await self._take_events(tenant_id, subs)
+            more |= await self._take_events(tenant_id, subs)
         await self._dispatch()
+        if more:  # a full batch: there may be more waiting in the bus
+            self._pump_soon()
 
-    async def _take_events(self, tenant_id: str, subs: list[WebhookSubscription]) -> None:
+    async def _take_events(self, tenant_id: str, subs: list[WebhookSubscription]) -> bool:
+        """Turn a batch of the tenant's events into deliveries; ``True`` if it was full."""
         try:
             claimed = await self.actor_runtime.ask(
                 ClaimEvents(tenant_id=tenant_id, group=GROUP, limit=CLAIM_BATCH)
             )
         except NotFound:  # the group was deleted: make it again (events meanwhile are missed)
             await self._ensure_group(tenant_id)
-            return
+            return False
         if not claimed:
-            return
+            return False
         matchers = [(sub, topic_matcher(json.loads(sub.event_types))) for sub in subs]
         rows = []
         for delivery in claimed:
@@ -455,65 +505,40 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                 ),
             )
         )
+        return len(claimed) == CLAIM_BATCH
 
     async def _dispatch(self) -> None:
+        """Lease the due deliveries (one statement) and start their attempts."""
         room = MAX_IN_FLIGHT - len(self._sending)
         if room <= 0:
             return
         now = _now_ms()
-        enabled = Subquery(WebhookSubscription.filter(enabled=True).values("id"))
-        due = (  # a disabled subscription's deliveries wait until it is enabled again
-            await WebhookDelivery.filter(next_attempt_at_ms__lte=now, subscription_id__in=enabled)
-            .filter(Q(status="pending") | Q(status="sending", lease_until_ms__lte=now))
-            .exclude(id__in=list(self._sending))
-            .order_by("created_at", "id")
-            .limit(room * 2)
+        assert self.actor_db is not None
+        rows = await self.actor_db.client().execute_query_dict(
+            self._claim_sql, [now + SENDING_LEASE_MS, new_id("wls"), now, now, room]
         )
-        due = await self._heads_only(due)
-        if not due:
+        if not rows:
             return
-        due = due[:room]
-        token = new_id("wls")
-        await (
-            WebhookDelivery.filter(id__in=[d.id for d in due])
-            .filter(Q(status="pending") | Q(status="sending", lease_until_ms__lte=now))
-            .update(status="sending", lease_until_ms=now + SENDING_LEASE_MS, lease_token=token)
-        )
-        mine = await WebhookDelivery.filter(id__in=[d.id for d in due], lease_token=token)
         subs = {
             s.id: s
             for s in await WebhookSubscription.filter(
-                id__in=list({d.subscription_id for d in mine})
+                id__in=list({r["subscription_id"] for r in rows})
             )
         }
-        for row in mine:
-            sub = subs.get(row.subscription_id)
-            if sub is None:
+        for r in sorted(rows, key=lambda r: r["id"]):
+            sub = subs.get(r["subscription_id"])
+            if sub is None:  # deleted meanwhile: its deliveries went with it
                 continue
-            sending = _Sending(row=row, url=sub.url, secrets=self._secrets_of(sub))
-            self._sending[row.id] = sending
+            sending = _Sending(
+                row=_Leased(**r),
+                url=sub.url,
+                secrets=self._secrets_of(sub),
+                failing=sub.failing_since is not None,
+            )
+            self._sending[sending.row.id] = sending
             attempt = asyncio.create_task(self._attempt(sending))
             self._attempts.add(attempt)
             attempt.add_done_callback(self._attempts.discard)
-
-    async def _heads_only(self, due: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
-        """Keep, of each subscription's events sharing a key, only the oldest unfinished."""
-        keyed = [d for d in due if d.key is not None]
-        if not keyed:
-            return list(due)
-        unfinished = (
-            await WebhookDelivery.filter(
-                subscription_id__in=list({d.subscription_id for d in keyed}),
-                key__in=list({d.key for d in keyed}),
-                status__in=("pending", "sending"),
-            )
-            .order_by("created_at", "id")
-            .values("id", "subscription_id", "key")
-        )
-        heads: dict[tuple[str, str], str] = {}
-        for u in unfinished:
-            heads.setdefault((u["subscription_id"], u["key"]), u["id"])
-        return [d for d in due if d.key is None or heads.get((d.subscription_id, d.key)) == d.id]
 
     def _secrets_of(self, sub: WebhookSubscription) -> tuple[str, ...]:
         secrets = [self._open(sub.secret_sealed, sub.id)]
@@ -526,75 +551,82 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         return tuple(secrets)
 
     async def _attempt(self, sending: _Sending) -> None:
-        """One POST, outside the actor's turn; the result goes back as a message."""
+        """One POST, outside the actor's turn; the result is handed back in a batch."""
         row = sending.row
         body = row.body.encode()
         headers = webhook_headers(sending.secrets, row.event_id, int(time.time()), body, USER_AGENT)
         started = datetime.now(UTC)
         result = await post(self._session, sending.url, body, headers)
-        try:
-            self.actor_runtime.tell_nowait(
-                AttemptDone(
-                    delivery_id=row.id,
-                    at=started,
-                    status_code=result.status,
-                    duration_ms=result.duration_ms,
-                    error=result.error,
-                    body_excerpt=result.body_excerpt,
-                    retry_after_seconds=result.retry_after_seconds,
-                    ok=result.ok,
-                )
-            )
-        except ContractError:  # the lease lapses and the delivery is attempted again
-            self._sending.pop(row.id, None)
+        self._finished.append((sending, result, started))
+        if not self._results_queued:
+            try:
+                self.actor_runtime.tell_nowait(AttemptsDone())
+                self._results_queued = True
+            except ContractError:
+                pass  # the next pump records them
 
     @handler
-    async def attempt_done(self, msg: AttemptDone) -> None:
-        sending = self._sending.pop(msg.delivery_id, None)
-        if sending is None:
+    async def attempts_done(self, msg: AttemptsDone) -> None:
+        self._results_queued = False
+        await self._record()
+        await self._dispatch()  # room was made: start the next due deliveries at once
+
+    async def _record(self) -> None:
+        """Record every finished attempt in one transaction; schedule retries or end them."""
+        finished, self._finished = self._finished, []
+        if not finished:
             return
-        row = sending.row
-        attempts = json.loads(row.attempts)
-        attempts.append(
-            {
-                "at": msg.at.isoformat(),
-                "statusCode": msg.status_code,
-                "durationMs": round(msg.duration_ms, 2),
-                "error": msg.error,
-                "responseBodyExcerpt": msg.body_excerpt,
-            }
-        )
-        count = row.attempt_count + 1
         schedule = self._settings.retry_schedule
-        if msg.ok:
-            status, next_at = "succeeded", None
-        elif count >= len(schedule):
-            status, next_at = "failed", None
-        else:
-            wait = schedule[count] * random.uniform(1 - JITTER, 1 + JITTER)
-            if msg.retry_after_seconds is not None:
-                wait = min(max(msg.retry_after_seconds, schedule[count]), 2 * schedule[count])
-            status, next_at = "pending", _now_ms() + int(wait * 1000)
-        await WebhookDelivery.filter(id=row.id).update(
-            status=status,
-            attempts=json.dumps(attempts, separators=(",", ":")),
-            attempt_count=count,
-            next_attempt_at_ms=next_at,
-            lease_until_ms=None,
-        )
-        await self._note_outcome(row.subscription_id, msg.ok, msg.at)
-        if status == "pending" and next_at is not None and next_at <= _now_ms():
+        now = _now_ms()
+        updates: list[list[Any]] = []
+        recovered: set[str] = set()
+        failures: dict[str, tuple[_Sending, datetime]] = {}
+        for sending, result, started in finished:
+            self._sending.pop(sending.row.id, None)
+            row = sending.row
+            attempts = json.loads(row.attempts)
+            attempts.append(
+                {
+                    "at": started.isoformat(),
+                    "statusCode": result.status,
+                    "durationMs": round(result.duration_ms, 2),
+                    "error": result.error,
+                    "responseBodyExcerpt": result.body_excerpt,
+                }
+            )
+            count = row.attempt_count + 1
+            if result.ok:
+                status, next_at = "succeeded", None
+                if sending.failing:
+                    recovered.add(row.subscription_id)
+            elif count >= len(schedule):
+                status, next_at = "failed", None
+            else:
+                wait = schedule[count] * random.uniform(1 - JITTER, 1 + JITTER)
+                if result.retry_after_seconds is not None:
+                    wait = min(
+                        max(result.retry_after_seconds, schedule[count]), 2 * schedule[count]
+                    )
+                status, next_at = "pending", now + int(wait * 1000)
+            if not result.ok:
+                failures.setdefault(row.subscription_id, (sending, started))
+            attempts_json = json.dumps(attempts, separators=(",", ":"))
+            updates.append([status, attempts_json, count, next_at, row.id])
+        async with in_transaction() as conn:
+            await conn.execute_many(self._record_sql, updates)
+            if recovered:
+                await (
+                    WebhookSubscription.filter(id__in=list(recovered))
+                    .using_db(conn)
+                    .update(failing_since=None)
+                )
+        for subscription_id, (_sending, at) in failures.items():
+            await self._note_failure(subscription_id, at)
+        if any(u[3] is not None and u[3] <= now for u in updates):
             self._pump_soon()
 
-    async def _note_outcome(self, subscription_id: str, ok: bool, at: datetime) -> None:
+    async def _note_failure(self, subscription_id: str, at: datetime) -> None:
         """Track how long a subscription has failed; disable it past the limit."""
-        if ok:
-            await (
-                WebhookSubscription.filter(id=subscription_id)
-                .exclude(failing_since=None)
-                .update(failing_since=None)
-            )
-            return
         sub = await WebhookSubscription.filter(id=subscription_id).first()
         if sub is None or not sub.enabled:
             return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from synapsex.contracts.message import Message
 from synapsex.contracts.webhooks import SERVICE
 
@@ -12,14 +10,5 @@ class Pump(Message, service=SERVICE):
     """Turn claimed events into deliveries and start the due attempts."""
 
 
-class AttemptDone(Message, service=SERVICE):
-    """How one POST of a delivery went."""
-
-    delivery_id: str
-    at: datetime
-    status_code: int | None
-    duration_ms: float
-    error: str | None
-    body_excerpt: str
-    retry_after_seconds: float | None
-    ok: bool
+class AttemptsDone(Message, service=SERVICE):
+    """Attempts finished (their results wait in the actor): record them, start the next."""
