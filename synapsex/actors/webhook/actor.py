@@ -41,6 +41,7 @@ from synapsex.contracts.events import (
     AckEvents,
     ClaimEvents,
     CreateConsumerGroup,
+    DeleteConsumerGroup,
     LeaseRef,
     ListEvents,
     topic_matcher,
@@ -304,6 +305,13 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         async with in_transaction() as conn:
             await WebhookDelivery.filter(subscription_id=row.id).using_db(conn).delete()
             await row.delete(using_db=conn)
+        if not await WebhookSubscription.filter(tenant_id=msg.tenant_id).exists():
+            # nobody reads the tenant's group any more: unread events would never be acked,
+            # so never pruned (a new subscription makes the group again)
+            with contextlib.suppress(NotFound):
+                await self.actor_runtime.ask(
+                    DeleteConsumerGroup(tenant_id=msg.tenant_id, name=GROUP)
+                )
         return subscription_view(row)
 
     @handler

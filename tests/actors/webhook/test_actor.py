@@ -23,7 +23,7 @@ from synapsex.actors.webhook.egress import ALLOW_PRIVATE_ENV
 from synapsex.actors.webhook.settings import DISABLE_AFTER_ENV, RETRY_SCHEDULE_ENV
 from synapsex.actors.webhook.signing import new_secret
 from synapsex.contracts.errors import InvalidInput, NotFound
-from synapsex.contracts.events import EventView, ListEvents, PublishEvent
+from synapsex.contracts.events import EventView, GetConsumerGroup, ListEvents, PublishEvent
 from synapsex.contracts.webhooks import (
     CreateWebhookSubscription,
     DeleteWebhookSubscription,
@@ -752,6 +752,23 @@ async def test_deleting_a_subscription_stops_its_deliveries(tmp_path, db_environ
         listed = await rt.ask(ListWebhookSubscriptions(tenant_id=A))
         assert [s.id for s in listed.items] == [witness.subscription.id]
     assert [r.webhook_id for r in receiver.at("/doomed")] == [before.id]
+
+
+async def test_the_tenants_last_subscription_takes_its_consumer_group_along(
+    tmp_path, db_environ, receiver
+):
+    """Nobody would read (so ack, so prune) the tenant's events any more."""
+    async with embedded(tmp_path, db_environ) as rt:
+        first = await subscribe(rt, receiver.url("/a"))
+        second = await subscribe(rt, receiver.url("/b"))
+        await rt.ask(DeleteWebhookSubscription(tenant_id=A, id=first.subscription.id))
+        assert (await rt.ask(GetConsumerGroup(tenant_id=A, name="sx.webhooks"))).name
+        await rt.ask(DeleteWebhookSubscription(tenant_id=A, id=second.subscription.id))
+        with pytest.raises(NotFound):
+            await rt.ask(GetConsumerGroup(tenant_id=A, name="sx.webhooks"))
+        again = await subscribe(rt, receiver.url("/c"))  # the group comes back with it
+        event = await publish(rt, "orders.created")
+        await settled(rt, again.subscription.id, event.id, "succeeded")
 
 
 # ---------------------------------------------------------------------------- restart
