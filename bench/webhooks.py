@@ -32,10 +32,7 @@ through the service takes twice a bare POST's share of time). ``ratio_median_rou
 median of the per-round ratios, which a burst of load from other processes moves less.
 ``service_cpu_share`` / ``plain_cpu_share``: this process's CPU time (every thread, so
 aiosqlite's too) over the side's wall time; well below 1 means the side spent its time waiting
-(on the pump's next tick, a database round trip or the receiver), not computing.
-``dispatch_cap_dps`` is for scale: the service's in-flight limit divided by its pump period
-(``MAX_IN_FLIGHT / PUMP_SECONDS``), the rate at which the pump can start attempts when every
-pump finds the previous batch finished.
+(on a database round trip or the receiver), not computing.
 
 Budget (``budget.met``), from the issue ("at least 0.5 of the plain client's rate"): ``ratio``
 at least 0.5 on every engine measured.
@@ -70,7 +67,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from synapsex.actors.webhook.actor import MAX_IN_FLIGHT, PUMP_SECONDS, USER_AGENT, event_body
+from synapsex.actors.webhook.actor import MAX_IN_FLIGHT, USER_AGENT, event_body
 from synapsex.actors.webhook.signing import new_secret, webhook_headers
 from synapsex.config import configure_logging
 from synapsex.contracts.events import EventDraft, PublishEvents
@@ -330,7 +327,6 @@ async def main() -> dict[str, Any]:
         "deliveries_per_round": PER_ROUND,
         "rounds": ROUNDS,
         "concurrency": CONCURRENCY,
-        "dispatch_cap_dps": round(MAX_IN_FLIGHT / PUMP_SECONDS, 1),
         "sqlite": sqlite,
         "postgres": postgres,
         "budget": budget({"sqlite": sqlite, "postgres": postgres}),
