@@ -19,7 +19,7 @@ serve: venv
 	$(BIN)/synapsex serve
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: venv
 	$(BIN)/python bench/actor_ask.py
