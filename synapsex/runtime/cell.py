@@ -78,6 +78,8 @@ class Cell:
         self.state = ActorState.NEW
         self.task: asyncio.Task[None] | None = None
         self.started: asyncio.Future[None] | None = None
+        #: what the last ``on_start`` raised, if it failed
+        self.start_error: Exception | None = None
         self.interrupted: Envelope | None = None  # the message a hard stop cut short
         self._idle = False
         self._stop_after_current = False
@@ -161,6 +163,7 @@ class Cell:
             await instance.on_start()
         except Exception as exc:
             log.exception("actor failed to start", service=self.service)
+            self.start_error = exc
             if not started.done():
                 started.set_exception(exc)
                 started.exception()  # retrieved: the supervisor reads the task's Crash

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from synapsex.config.errors import ConfigError
 from synapsex.config.settings import Settings
 from synapsex.contracts.errors import Conflict, NotFound, Timeout, Unavailable
 from synapsex.contracts.message import Message, message_class
@@ -164,7 +165,8 @@ class Runtime:
     async def start(self) -> None:
         """Open databases, apply or check migrations, start every actor in order.
 
-        Raises :class:`ConfigError` (bad URL, unreachable database), :class:`PendingMigrations`,
+        Raises :class:`ConfigError` (bad URL, unreachable database, a setting an actor's
+        ``on_start`` refused), :class:`PendingMigrations`,
         or ``RuntimeError`` naming an actor whose ``on_start`` failed; nothing is left running.
         """
         if self.state is not RuntimeState.NEW:
@@ -179,6 +181,9 @@ class Runtime:
             self._accepting = True
             await self._supervisor.start()
             broken = [c for c in self._cells.values() if c.state is not ActorState.RUNNING]
+            for cell in broken:  # a bad setting is the user's to fix: say which one
+                if isinstance(cell.start_error, ConfigError):
+                    raise cell.start_error
             if broken:
                 raise RuntimeError(
                     f"actors failed to start: {', '.join(c.service for c in broken)}"

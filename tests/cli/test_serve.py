@@ -93,3 +93,17 @@ async def test_serve_on_postgres_refuses_pending_migrations_unless_told(tmp_path
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_serve_exits_2_naming_a_bad_service_setting(tmp_path):
+    proc = await start_serve(
+        tmp_path, "--port", "0", env={"SYNAPSEX_WEBHOOK_RETRY_SCHEDULE": "soon"}
+    )
+    try:
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 2
+    assert b"synapsex: SYNAPSEX_WEBHOOK_RETRY_SCHEDULE: must be comma-separated seconds" in stderr

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from synapsex.config import ConfigError
 from synapsex.contracts import Message
 from synapsex.contracts.errors import Conflict, Timeout, Unavailable
 from synapsex.runtime import Actor, AskCycle, Runtime, RuntimeState, handler
@@ -269,3 +270,27 @@ async def test_embedded_without_a_choice_starts_every_registered_service(tmp_pat
         assert {"tenant-service", "auth-service"} <= set(rt.services)
         assert rt.ready
         assert (tmp_path / "tenant.db").exists()
+
+
+class Misconfigured(Actor, service="misconfigured-service"):
+    async def on_start(self) -> None:
+        raise ConfigError("SYNAPSEX_EXAMPLE_SETTING", "must be a number")
+
+
+class Broken(Actor, service="broken-service"):
+    async def on_start(self) -> None:
+        raise ValueError("a bug")
+
+
+async def test_a_setting_an_actor_refuses_at_start_stops_the_start_naming_the_variable(tmp_path):
+    runtime = Runtime.embedded(data_dir=tmp_path, actors=[Misconfigured])
+    with pytest.raises(ConfigError) as caught:
+        await runtime.start()
+    assert caught.value.variable == "SYNAPSEX_EXAMPLE_SETTING"
+    assert runtime.state is RuntimeState.STOPPED
+
+
+async def test_an_actor_failing_to_start_otherwise_is_named(tmp_path):
+    runtime = Runtime.embedded(data_dir=tmp_path, actors=[Broken])
+    with pytest.raises(RuntimeError, match="broken-service"):
+        await runtime.start()
