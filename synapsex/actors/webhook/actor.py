@@ -153,6 +153,27 @@ def event_body(event_id: str, topic: str, occurred_at: datetime, payload: Any) -
     )
 
 
+_INSERT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "subscription_id",
+    "event_id",
+    "dedupe_key",
+    "topic",
+    "key",
+    "body",
+    "status",
+    "attempts",
+    "attempt_count",
+    "next_attempt_at_ms",
+    "created_at",
+)
+#: new deliveries from the stream; one per event and subscription even when a batch comes twice
+_INSERT_SQL = (
+    f"INSERT INTO webhook_deliveries ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}) "
+    "ON CONFLICT (subscription_id, dedupe_key) DO NOTHING"
+)
 _RECORD_SQL = (
     "UPDATE webhook_deliveries SET status = ?, attempts = ?, attempt_count = ?, "
     "next_attempt_at_ms = ?, lease_until_ms = NULL WHERE id = ?"
@@ -215,6 +236,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         self._results_queued = False
         sqlite = db_is_sqlite(self)
         self._record_sql = _RECORD_SQL if sqlite else numbered_placeholders(_RECORD_SQL)
+        self._insert_sql = _INSERT_SQL if sqlite else numbered_placeholders(_INSERT_SQL)
         claim = _CLAIM_SQL.format(skip_locked="" if sqlite else "FOR UPDATE OF d SKIP LOCKED")
         self._claim_sql = claim if sqlite else numbered_placeholders(claim)
         self._attempts: set[asyncio.Task[None]] = set()
@@ -489,21 +511,13 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                     body = body or event_body(
                         event.id, event.topic, event.occurred_at, event.payload
                     )
-                    rows.append(
-                        WebhookDelivery(
-                            **self._new_delivery(
-                                tenant_id,
-                                sub.id,
-                                event.id,
-                                event.topic,
-                                event.key,
-                                body,
-                                dedupe=True,
-                            )
-                        )
+                    fields = self._new_delivery(
+                        tenant_id, sub.id, event.id, event.topic, event.key, body, dedupe=True
                     )
+                    rows.append([fields[c] for c in _INSERT_COLUMNS])
         if rows:  # a redelivered batch (crash before the ack) finds its rows already there
-            await WebhookDelivery.bulk_create(rows, ignore_conflicts=True)
+            assert self.actor_db is not None
+            await self.actor_db.client().execute_many(self._insert_sql, rows)
         await self.actor_runtime.ask(
             AckEvents(
                 tenant_id=tenant_id,

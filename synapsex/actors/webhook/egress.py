@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import ipaddress
 import re
 import socket
@@ -245,6 +246,12 @@ async def check_url(url: str, *, allow_private: bool, field: str = "url") -> Non
             raise InvalidInput(field, f"{where} {reason}; webhooks may not reach it")
 
 
+@functools.lru_cache(maxsize=1024)
+def _target(url: str) -> URL:
+    """:func:`_parse_url` for deliveries, remembered: a subscription's URL is parsed once."""
+    return _parse_url(url, "url")
+
+
 def _parse_url(url: str, field: str) -> URL:
     """The URL as aiohttp will read it (yarl), after the checks that need no network."""
     if not isinstance(url, str) or not url:
@@ -398,7 +405,7 @@ async def post(
     raw = b""
     retry_after: float | None = None
     try:
-        target = _parse_url(url, "url")
+        target = _target(url)
         async with session.post(target, data=body, headers=headers, allow_redirects=False) as r:
             status = r.status
             if status in (429, 503):
