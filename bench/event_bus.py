@@ -66,7 +66,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import sqlite3
 import statistics
@@ -78,7 +77,6 @@ from contextlib import aclosing, asynccontextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import aiosqlite
@@ -86,6 +84,7 @@ import asyncpg
 from aiohttp import web
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
+from scratch_postgres import PostgresUnavailable, scratch_postgres
 
 from synapsex.actors.event_bus.sql import Dialect
 from synapsex.config import configure_logging
@@ -130,7 +129,6 @@ PATTERNS = ("bench.order.*",)
 SOURCE = "bench"
 BUDGET_RATIO_MIN = 0.5
 BUDGET_LIVE_P99_MS = 50.0
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = ("events", "event_streams", "event_consumer_groups", "event_deliveries")
 
 Leases = list[tuple[str, str]]  # (event_id, lease_id)
@@ -711,55 +709,42 @@ async def bench_sqlite(tmp: Path) -> dict[str, Any]:
 
 
 async def bench_postgres(tmp: Path) -> dict[str, Any]:
-    base = (
-        os.environ.get("SYNAPSEX_BENCH_DATABASE_URL")
-        or os.environ.get("SYNAPSEX_TEST_DATABASE_URL")
-        or DEFAULT_PG
-    )
-    dbname = f"sx_bench_{secrets.token_hex(6)}"
-    url = urlsplit(base)._replace(path=f"/{dbname}").geturl()
-    admin = None
     try:
-        admin = await asyncpg.connect(base, timeout=5)
-        await admin.execute(f'CREATE DATABASE "{dbname}"')
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if admin is not None:
-            await admin.close()
-        return {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}: {exc}"}
-    try:
-        env = {"DATABASE_URL": url}
-        async with Runtime.embedded(
-            data_dir=tmp, services=["event-bus-service"], environ=env
-        ) as rt:
-            setup = await asyncpg.connect(url, timeout=5)
-            try:
-                await setup.execute("CREATE SCHEMA bench_raw")
-                for table in TABLES:
-                    await setup.execute(
-                        f"CREATE TABLE bench_raw.{table} (LIKE event_bus.{table} INCLUDING ALL)"
-                    )
-                # LIKE copies the serial default, which names event_bus's sequence: own one
+        async with scratch_postgres() as db:
+            return {"server": db.server_version, **await _measure_postgres(tmp, db.url)}
+    except PostgresUnavailable as exc:
+        return {"skipped": str(exc)}
+
+
+async def _measure_postgres(tmp: Path, url: str) -> dict[str, Any]:
+    env = {"DATABASE_URL": url}
+    async with Runtime.embedded(data_dir=tmp, services=["event-bus-service"], environ=env) as rt:
+        setup = await asyncpg.connect(url, timeout=5)
+        try:
+            await setup.execute("CREATE SCHEMA bench_raw")
+            for table in TABLES:
                 await setup.execute(
-                    "CREATE SEQUENCE bench_raw.event_deliveries_id_seq "
-                    "OWNED BY bench_raw.event_deliveries.id;"
-                    "ALTER TABLE bench_raw.event_deliveries ALTER COLUMN id "
-                    "SET DEFAULT nextval('bench_raw.event_deliveries_id_seq')"
+                    f"CREATE TABLE bench_raw.{table} (LIKE event_bus.{table} INCLUDING ALL)"
                 )
-            finally:
-                await setup.close()
-            pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=5, server_settings={"search_path": "bench_raw"}
+            # LIKE copies the serial default, which names event_bus's sequence: own one
+            await setup.execute(
+                "CREATE SEQUENCE bench_raw.event_deliveries_id_seq "
+                "OWNED BY bench_raw.event_deliveries.id;"
+                "ALTER TABLE bench_raw.event_deliveries ALTER COLUMN id "
+                "SET DEFAULT nextval('bench_raw.event_deliveries_id_seq')"
             )
-            try:
-                result = await measure(rt, RawPostgres(pool))
-            finally:
-                await pool.close()
-        # after the event-bus-only runtime has stopped: the whole platform, same database
-        result.update(await measure_graphql(tmp / "gateway", env))
-        return {"server": (await admin.fetchval("SHOW server_version")).split()[0], **result}
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        finally:
+            await setup.close()
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=5, server_settings={"search_path": "bench_raw"}
+        )
+        try:
+            result = await measure(rt, RawPostgres(pool))
+        finally:
+            await pool.close()
+    # after the event-bus-only runtime has stopped: the whole platform, same database
+    result.update(await measure_graphql(tmp / "gateway", env))
+    return result
 
 
 def budget(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:

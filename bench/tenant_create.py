@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import secrets
 import sys
 import tempfile
 import time
@@ -34,10 +32,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiosqlite
 import asyncpg
+from scratch_postgres import PostgresUnavailable, scratch_postgres
 
 from synapsex.config import configure_logging
 from synapsex.contracts.tenant import CreateTenant, slugify
@@ -46,7 +44,6 @@ from synapsex.runtime import Runtime, new_id
 WARMUP = 50
 SEQ_ROUNDS, SEQ_PER_ROUND = 4, 250  # 1,000 sequential creates per side
 CONC, CONC_ROUNDS, CONC_PER_TASK = 16, 2, 25  # 16 x 25 x 2 = 800 concurrent creates per side
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 COLUMNS = "id, name, slug, plan, limit_overrides, member_count, created_at, updated_at"
 
 Create = Callable[[str], Awaitable[Any]]
@@ -130,48 +127,35 @@ async def bench_sqlite(tmp: Path) -> dict[str, Any]:
 
 
 async def bench_postgres(tmp: Path) -> dict[str, Any]:
-    base = (
-        os.environ.get("SYNAPSEX_BENCH_DATABASE_URL")
-        or os.environ.get("SYNAPSEX_TEST_DATABASE_URL")
-        or DEFAULT_PG
-    )
-    dbname = f"sx_bench_{secrets.token_hex(6)}"
-    url = urlsplit(base)._replace(path=f"/{dbname}").geturl()
-    admin = None
     try:
-        admin = await asyncpg.connect(base, timeout=5)
-        await admin.execute(f'CREATE DATABASE "{dbname}"')
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if admin is not None:
-            await admin.close()
-        return {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}: {exc}"}
-    try:
-        env = {"DATABASE_URL": url}
-        async with Runtime.embedded(data_dir=tmp, services=["tenant-service"], environ=env) as rt:
-            raw = await asyncpg.connect(url, timeout=5)
-            try:
-                await raw.execute(
-                    "CREATE SCHEMA bench_raw;"
-                    "CREATE TABLE bench_raw.tenants (LIKE tenant.tenants INCLUDING ALL)"
-                )
-                lock = asyncio.Lock()
-                insert = (
-                    f"INSERT INTO bench_raw.tenants ({COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                )
+        async with scratch_postgres() as db:
+            return {"server": db.server_version, **await _measure_postgres(tmp, db.url)}
+    except PostgresUnavailable as exc:
+        return {"skipped": str(exc)}
 
-                async def raw_create(name: str) -> None:
-                    async with lock:
-                        await raw.execute(insert, *row(name, datetime.now(UTC)))
 
-                sides = {"runtime": runtime_create(rt), "raw": raw_create}
-                result = await measure(sides, "postgres")
-            finally:
-                await raw.close()
-        return {"server": (await admin.fetchval("SHOW server_version")).split()[0], **result}
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+async def _measure_postgres(tmp: Path, url: str) -> dict[str, Any]:
+    env = {"DATABASE_URL": url}
+    async with Runtime.embedded(data_dir=tmp, services=["tenant-service"], environ=env) as rt:
+        raw = await asyncpg.connect(url, timeout=5)
+        try:
+            await raw.execute(
+                "CREATE SCHEMA bench_raw;"
+                "CREATE TABLE bench_raw.tenants (LIKE tenant.tenants INCLUDING ALL)"
+            )
+            lock = asyncio.Lock()
+            insert = (
+                f"INSERT INTO bench_raw.tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            )
+
+            async def raw_create(name: str) -> None:
+                async with lock:
+                    await raw.execute(insert, *row(name, datetime.now(UTC)))
+
+            sides = {"runtime": runtime_create(rt), "raw": raw_create}
+            return await measure(sides, "postgres")
+        finally:
+            await raw.close()
 
 
 async def main() -> dict[str, Any]:

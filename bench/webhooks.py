@@ -49,8 +49,6 @@ import asyncio
 import ctypes
 import json
 import multiprocessing
-import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -61,11 +59,10 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 from aiohttp import web
+from scratch_postgres import PostgresUnavailable, scratch_postgres
 
 from synapsex.actors.webhook.actor import MAX_IN_FLIGHT, USER_AGENT, event_body
 from synapsex.actors.webhook.signing import new_secret, webhook_headers
@@ -85,7 +82,6 @@ SOURCE = "bench"
 WAIT_S = 60.0  # a round not done in this long fails the run
 POLL_S = 0.002  # how often the receiver's count and then the service's records are checked
 BUDGET_RATIO_MIN = 0.5
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 Deliver = Callable[[int], Awaitable[None]]
 
@@ -278,29 +274,14 @@ async def bench_sqlite(tmp: Path, rcv: Receiver) -> dict[str, Any]:
 
 
 async def bench_postgres(tmp: Path, rcv: Receiver) -> dict[str, Any]:
-    base = (
-        os.environ.get("SYNAPSEX_BENCH_DATABASE_URL")
-        or os.environ.get("SYNAPSEX_TEST_DATABASE_URL")
-        or DEFAULT_PG
-    )
-    dbname = f"sx_bench_{secrets.token_hex(6)}"
-    url = urlsplit(base)._replace(path=f"/{dbname}").geturl()
-    admin = None
     try:
-        admin = await asyncpg.connect(base, timeout=5)
-        await admin.execute(f'CREATE DATABASE "{dbname}"')
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if admin is not None:
-            await admin.close()
-        return {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}: {exc}"}
-    try:
-        env = {**ENVIRON, "DATABASE_URL": url}
-        async with Runtime.embedded(data_dir=tmp, services=SERVICES, environ=env) as rt:
-            result = await measure(rt, rcv)
-        return {"server": (await admin.fetchval("SHOW server_version")).split()[0], **result}
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        async with scratch_postgres() as db:
+            env = {**ENVIRON, "DATABASE_URL": db.url}
+            async with Runtime.embedded(data_dir=tmp, services=SERVICES, environ=env) as rt:
+                result = await measure(rt, rcv)
+            return {"server": db.server_version, **result}
+    except PostgresUnavailable as exc:
+        return {"skipped": str(exc)}
 
 
 def budget(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
