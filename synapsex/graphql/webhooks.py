@@ -3,7 +3,7 @@ deliveries with each attempt, and replays."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 
 import strawberry
@@ -333,12 +333,11 @@ class WebhookMutation:
         self, info: Ctx, input: ReplayWebhookEventsInput
     ) -> ReplayWebhookEventsPayload:
         subscription_id = str(input.subscription_id)
-        since = input.since if input.since.tzinfo else input.since.replace(tzinfo=UTC)
 
         async def run(p: Principal) -> tuple[int, contract.WebhookSubscriptionView]:
             made = await info.context.ask(
                 contract.ReplayWebhookEvents(
-                    tenant_id=p.tenant_id, subscription_id=subscription_id, since=since
+                    tenant_id=p.tenant_id, subscription_id=subscription_id, since=input.since
                 )
             )
             view = await info.context.ask(

@@ -264,7 +264,8 @@ class EventBusActor(
 
     @handler
     async def publish_event(self, msg: PublishEvent) -> EventView:
-        (view,) = await self._publish(msg.tenant_id, msg.source, (msg.draft(),))
+        # the message has a draft's fields, already checked: no second EventDraft to build
+        (view,) = await self._publish(msg.tenant_id, msg.source, (msg,))
         return view
 
     @handler
@@ -272,7 +273,7 @@ class EventBusActor(
         return await self._publish(msg.tenant_id, msg.source, msg.events)
 
     async def _publish(
-        self, tenant_id: str, source: str, drafts: Sequence[EventDraft]
+        self, tenant_id: str, source: str, drafts: Sequence[EventDraft | PublishEvent]
     ) -> tuple[EventView, ...]:
         envelope = current_envelope.get()
         trace_id = envelope.trace() if envelope is not None else None
@@ -335,7 +336,7 @@ class EventBusActor(
         tenant_id: str,
         source: str,
         trace_id: str | None,
-        drafts: Sequence[EventDraft],
+        drafts: Sequence[EventDraft | PublishEvent],
         payloads: list[str],
         fresh: list[int],
     ) -> list[EventView]:
