@@ -11,6 +11,7 @@ from synapsex.runtime.deadletters import DeadLetter
 from synapsex.runtime.envelope import Envelope, current_envelope
 from synapsex.runtime.errors import AskCycle, UnknownService
 from synapsex.runtime.ids import new_id
+from synapsex.runtime.lane import Lane
 from synapsex.runtime.metrics import ActorStatistics, render_prometheus
 from synapsex.runtime.persistence import ServiceDatabase
 from synapsex.runtime.registry import load_service, load_services, service_names
@@ -28,6 +29,7 @@ __all__ = [
     "Clock",
     "DeadLetter",
     "Envelope",
+    "Lane",
     "Listener",
     "PendingMigrations",
     "Runtime",
