@@ -1,4 +1,4 @@
-"""Helpers for handlers that use Tortoise: error translation and keyset pagination.
+"""Helpers for handlers that use Tortoise: error translation, keyset pagination, raw batches.
 
 Foreign errors are translated at this boundary (never formatted in handlers): a unique
 violation becomes :class:`Conflict`, a missing row :class:`NotFound`, both with a message the
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -66,3 +67,19 @@ def numbered_placeholders(sql: str) -> str:
     once for both engines (the statement must have no ``?`` inside a string literal)."""
     counter = itertools.count(1)
     return _QMARK.sub(lambda _: f"${next(counter)}", sql)
+
+
+async def execute_many(client: BaseDBAsyncClient, sql: str, rows: list[list[Any]]) -> None:
+    """Run ``sql`` once per row, atomically (all rows or none), in as few round trips as the
+    engine allows.
+
+    On PostgreSQL straight through asyncpg, whose ``executemany`` is one pipelined, atomic
+    exchange (Tortoise's wraps it in BEGIN … COMMIT: two more round trips); elsewhere
+    Tortoise's ``execute_many`` (a transaction of its own). Inside a transaction, use the
+    transaction's ``execute_many``.
+    """
+    if client.capabilities.dialect == "postgres":
+        async with client.acquire_connection() as connection:
+            await connection.executemany(sql, rows)
+    else:
+        await client.execute_many(sql, rows)

@@ -1,4 +1,4 @@
-"""The test kit: a fake clock, waiting on conditions, and capture of handled messages.
+"""The test kit: a fake clock, waiting on conditions, raw SQL on a service's database.
 
 Use it in your own tests as we do in ours::
 
@@ -17,8 +17,12 @@ import asyncio
 import heapq
 import inspect
 import itertools
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synapsex.runtime.system import Runtime
 
 DEFAULT_DEADLINE = 5.0
 
@@ -98,3 +102,26 @@ def _describe(fn: Callable[..., Any]) -> str:
         return inspect.getsource(fn).strip()
     except (OSError, TypeError):
         return repr(fn)
+
+
+@asynccontextmanager
+async def raw_sql(
+    rt: Runtime, service: str
+) -> AsyncIterator[Callable[..., Awaitable[list[dict[str, Any]]]]]:
+    """A connection of its own to ``service``'s database, to look at or change rows behind
+    the actor's back; yields ``run(sql, *values)`` (``?`` placeholders on both engines), which
+    returns the rows as dicts."""
+    (db,) = [d for d in rt.databases() if d.service == service]
+    await db.open()
+
+    async def run(sql: str, *values: Any) -> list[dict[str, Any]]:
+        if not db.config.is_sqlite:
+            from synapsex.runtime.orm import numbered_placeholders
+
+            sql = numbered_placeholders(sql)
+        return await db.client().execute_query_dict(sql, list(values))
+
+    try:
+        yield run
+    finally:
+        await db.aclose()

@@ -8,7 +8,6 @@ finally change); they never sleep to synchronise.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,7 +40,7 @@ from synapsex.contracts.events import (
     StreamPosition,
     events_channel,
 )
-from synapsex.runtime import Runtime
+from synapsex.runtime import Runtime, testing
 from synapsex.runtime.testing import wait_until
 
 pytestmark = pytest.mark.usefixtures("db_environ")
@@ -64,23 +63,9 @@ async def rt(tmp_path, db_environ):
         yield runtime
 
 
-@asynccontextmanager
-async def raw_sql(rt: Runtime):
-    """A connection of its own to the event bus's database, to change rows behind its back;
-    yields ``run(sql, *values)`` taking ``?`` placeholders on both engines."""
-    (db,) = [d for d in rt.databases() if d.service == SERVICE]
-    await db.open()
-
-    async def run(sql: str, *values):
-        if not db.config.is_sqlite:
-            parts = sql.split("?")
-            sql = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
-        return await db.client().execute_query_dict(sql, list(values))
-
-    try:
-        yield run
-    finally:
-        await db.aclose()
+def raw_sql(rt: Runtime):
+    """A connection of its own to the event bus's database, to change rows behind its back."""
+    return testing.raw_sql(rt, SERVICE)
 
 
 async def publish(rt: Runtime, topic: str = "orders.created", tenant: str = A, **fields):
