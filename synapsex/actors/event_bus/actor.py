@@ -75,6 +75,8 @@ GROUP_CACHE_SECONDS = 5.0
 #: how often the actor looks at stream heads for live listeners and prunes old events
 MAINTAIN_INTERVAL_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 60.0
+#: how often claims on a group turn its exhausted lapsed leases into dead letters
+EXPIRE_INTERVAL_SECONDS = 1.0
 PRUNE_BATCH = 1_000
 #: at most this many missed events are read back to announce at once; listeners that need
 #: more read the stream themselves (they notice the jump in ``seq``)
@@ -82,7 +84,7 @@ ANNOUNCE_LIMIT = 1_000
 _IDEMPOTENCY_WINDOW_MS = int(IDEMPOTENCY_WINDOW_SECONDS * 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Group:
     id: str
     name: str
@@ -90,6 +92,8 @@ class _Group:
     visibility_ms: int
     backoff_ms: int
     max_backoff_ms: int
+    #: when a claim next moves the group's exhausted lapsed leases to dead letters (monotonic)
+    expire_due: float = 0.0
 
 
 def _ms(seconds: float) -> int:
@@ -105,17 +109,18 @@ def _group_matcher(topics_json: str) -> Any:
     return topic_matcher(json.loads(topics_json))
 
 
-def event_view(row: Any) -> EventView:
+def event_view(row: Any, prefix: str = "") -> EventView:
+    """The event in ``row``, whose event columns may carry a ``prefix``."""
     return EventView(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        seq=row["seq"],
-        topic=row["topic"],
-        payload=json.loads(row["payload"]),
-        key=row["key"],
-        occurred_at=_at(row["occurred_at_ms"]),  # type: ignore[arg-type]
-        trace_id=row["trace_id"],
-        source=row["source"],
+        id=row[prefix + "id"],
+        tenant_id=row[prefix + "tenant_id"],
+        seq=row[prefix + "seq"],
+        topic=row[prefix + "topic"],
+        payload=json.loads(row[prefix + "payload"]),
+        key=row[prefix + "key"],
+        occurred_at=_at(row[prefix + "occurred_at_ms"]),  # type: ignore[arg-type]
+        trace_id=row[prefix + "trace_id"],
+        source=row[prefix + "source"],
     )
 
 
@@ -621,9 +626,13 @@ class EventBusActor(
             if msg.visibility_timeout_seconds is None
             else _ms(msg.visibility_timeout_seconds)
         )
-        await self._query("expire_leases", (group.id, group.max_attempts))
+        if time.monotonic() >= group.expire_due:  # at most once a second per group: a claim
+            # never takes an exhausted delivery, but its lapsed lease holds back later events
+            # of its key until it is a dead letter
+            group.expire_due = time.monotonic() + EXPIRE_INTERVAL_SECONDS
+            await self._query("expire_leases", (group.id, group.max_attempts))
         rows = await self._query(
-            "claim",
+            "claim_with_events" if self._postgres else "claim",
             (
                 new_id("lse"),
                 visibility,
@@ -638,6 +647,8 @@ class EventBusActor(
         if not rows:
             return ()
         rows = sorted(rows, key=lambda r: r["seq"])
+        if self._postgres:
+            return tuple(_delivery_view(group, r, event_view(r, "e_")) for r in rows)
         events = await self._events([r["event_id"] for r in rows])
         return tuple(_delivery_view(group, r, events[r["event_id"]]) for r in rows)
 

@@ -170,6 +170,16 @@ _TEMPLATES = {
     ),
     "delete_group_deliveries": "DELETE FROM event_deliveries WHERE group_id = ?",
 }
+# PostgreSQL only (a data-modifying WITH): the claim and its events in one statement, the
+# events joined by key from the claimed rows (a separate ``id IN (…)`` read is planned as a
+# scan of the whole table while it is mid-sized); event columns come as ``e_<column>``
+_TEMPLATES["claim_with_events"] = (
+    "WITH c AS ("
+    + _TEMPLATES["claim"]
+    + ") SELECT c.*, "
+    + ", ".join(f"e.{col} AS e_{col}" for col in EVENT_COLUMNS.split(", "))
+    + " FROM c JOIN events e ON e.id = c.event_id"
+)
 
 
 @dataclass(frozen=True)
