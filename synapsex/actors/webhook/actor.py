@@ -1,18 +1,26 @@
-"""webhook-service handlers: subscriptions, and the pump that turns events into deliveries.
+"""webhook-service handlers: subscriptions, and the two lanes that deliver events.
 
-Every :data:`PUMP_SECONDS` the actor pumps (a ``Pump`` message, so it runs in the actor's turn):
+**Intake** (``Pump``): for each tenant with a subscription the actor claims a batch from the
+tenant's consumer group ``sx.webhooks`` (all topics) in the event bus, writes one delivery per
+matching enabled subscription (idempotent: one per event and subscription), then acks the batch,
+so an event is never lost between the bus and the deliveries, even across a crash. It runs when
+the tenant's events are committed (the actor listens on the event bus's live channel of each
+tenant it serves, in this process) and every :data:`INTAKE_SECONDS` as a fallback. A fresh
+delivery without a key is written already leased (``sending``) and its POST starts at once,
+while there is room in flight; the others wait for dispatch.
 
-1. for each tenant with a subscription it claims a batch from the tenant's consumer group
-   ``sx.webhooks`` (all topics) in the event bus, writes one delivery per matching enabled
-   subscription (idempotent: one per event and subscription), then acks the batch, so an event
-   is never lost between the bus and the deliveries, even across a crash;
-2. it leases due deliveries of enabled subscriptions (pending, or ``sending`` with a lapsed
-   lease; a disabled subscription's wait until it is enabled again) that are the oldest
-   unfinished of their subscription and key, and POSTs each from a task of its own (outside the
-   turn, never touching the database). Finished attempts come back in batches (``AttemptsDone``):
-   one transaction records them and schedules each next attempt (the retry schedule with ±20 %
-   jitter, ``Retry-After`` within 1 to 2 times the scheduled wait) or ends the delivery
-   (``succeeded`` / ``failed``), then the next due deliveries start at once.
+**Dispatch** (``Dispatch``): finished attempts come back in batches: one transaction records
+them and schedules each next attempt (the retry schedule with ±20 % jitter, ``Retry-After``
+within 1 to 2 times the scheduled wait) or ends the delivery (``succeeded`` / ``failed``). Then
+it leases due deliveries of enabled subscriptions (pending, or ``sending`` with a lapsed lease;
+a disabled subscription's wait until it is enabled again) that are the oldest unfinished of
+their subscription and key, and POSTs each from a task of its own (outside the turn, never
+touching the database). It runs when attempts finish and every :data:`DISPATCH_SECONDS` (for
+retries coming due).
+
+The lanes are ``concurrent`` handlers: intake and dispatch overlap (on PostgreSQL each on a
+connection of its own), each one at a time (:class:`~synapsex.runtime.Lane`); every other
+handler runs alone. At most :data:`MAX_IN_FLIGHT` attempts are in flight per process.
 
 A subscription failing with no success for ``SYNAPSEX_WEBHOOK_DISABLE_AFTER`` is disabled and
 ``webhook.subscription.disabled`` is published through the outbox.
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -31,6 +40,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import structlog
+from cachetools import LRUCache
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
@@ -42,8 +52,10 @@ from synapsex.contracts.events import (
     ClaimEvents,
     CreateConsumerGroup,
     DeleteConsumerGroup,
+    DeliveryView,
     LeaseRef,
     ListEvents,
+    events_channel,
     topic_matcher,
 )
 from synapsex.contracts.webhooks import (
@@ -63,11 +75,16 @@ from synapsex.contracts.webhooks import (
     WebhookDeliveryView,
     WebhookSubscriptionView,
 )
-from synapsex.runtime import Actor, handler, new_id
-from synapsex.runtime.orm import get_or_not_found, numbered_placeholders, paginate
+from synapsex.runtime import Actor, Lane, handler, new_id
+from synapsex.runtime.orm import (
+    execute_many,
+    get_or_not_found,
+    numbered_placeholders,
+    paginate,
+)
 
 from .egress import AttemptResult, check_url, make_session, post
-from .internal import AttemptsDone, Pump
+from .internal import Dispatch, Pump, Record
 from .models import WebhookDelivery, WebhookOutbox, WebhookSubscription
 from .settings import WebhookSettings
 from .signing import new_secret, webhook_headers
@@ -76,12 +93,21 @@ log = structlog.get_logger("synapsex.webhooks")
 
 #: the consumer group each tenant's webhooks read the event bus through
 GROUP = "sx.webhooks"
-PUMP_SECONDS = 0.2
+#: how often dispatch looks for deliveries coming due (retries)
+DISPATCH_SECONDS = 0.2
+#: how often intake claims from the bus without being woken by a commit
+INTAKE_SECONDS = 1.0
 CLAIM_BATCH = 100
-#: attempts in flight at once from this process
-MAX_IN_FLIGHT = 64
+#: batches a tenant's intake claims, writes and acks side by side
+INTAKE_PARALLEL = 2
+#: attempts in flight at once from this process (and its HTTP connections)
+MAX_IN_FLIGHT = 256
+#: decrypted signing secrets kept in memory, by sealed value
+SECRET_CACHE_SIZE = 10_000
 #: a ``sending`` delivery whose process died is due again after this long
 SENDING_LEASE_MS = 60_000
+#: how often dispatch looks for such lapsed leases
+LAPSED_CHECK_SECONDS = 1.0
 JITTER = 0.2
 
 try:
@@ -138,6 +164,17 @@ def delivery_view(row: WebhookDelivery) -> WebhookDeliveryView:
     )
 
 
+def intake_group(tenant_id: str) -> CreateConsumerGroup:
+    """The consumer group through which webhook-service reads a tenant's events."""
+    return CreateConsumerGroup(
+        tenant_id=tenant_id,
+        name=GROUP,
+        topics=("#",),
+        max_attempts=100,
+        visibility_timeout_seconds=60.0,
+    )
+
+
 def event_body(event_id: str, topic: str, occurred_at: datetime, payload: Any) -> str:
     """The JSON body POSTed for an event, fixed at creation so every attempt sends (and signs)
     the same bytes."""
@@ -166,6 +203,8 @@ _INSERT_COLUMNS = (
     "attempts",
     "attempt_count",
     "next_attempt_at_ms",
+    "lease_until_ms",
+    "lease_token",
     "created_at",
 )
 #: new deliveries from the stream; one per event and subscription even when a batch comes twice
@@ -178,20 +217,25 @@ _RECORD_SQL = (
     "UPDATE webhook_deliveries SET status = ?, attempts = ?, attempt_count = ?, "
     "next_attempt_at_ms = ?, lease_until_ms = NULL WHERE id = ?"
 )
-#: lease the due deliveries of enabled subscriptions (pending, or ``sending`` whose lease
-#: lapsed) that are the oldest unfinished of their subscription and key, oldest first
+#: lease the due pending deliveries of enabled subscriptions that are the oldest unfinished
+#: of their subscription and key, longest due first (in the order of the status and due-time
+#: index, so a long backlog costs no sort)
 _CLAIM_SQL = (
     "UPDATE webhook_deliveries SET status = 'sending', lease_until_ms = ?, lease_token = ? "
-    "WHERE id IN ("
+    "WHERE {id_in}("
     " SELECT d.id FROM webhook_deliveries d"
     " JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.enabled"
-    " WHERE d.next_attempt_at_ms <= ?"
-    " AND (d.status = 'pending' OR (d.status = 'sending' AND d.lease_until_ms <= ?))"
+    " WHERE d.status = 'pending' AND d.next_attempt_at_ms <= ?"
     " AND (d.key IS NULL OR NOT EXISTS ("
     "  SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
     "  AND e.key = d.key AND e.status IN ('pending', 'sending') AND e.id < d.id))"
-    " ORDER BY d.id LIMIT ? {skip_locked}) "
+    " ORDER BY d.next_attempt_at_ms LIMIT ? {skip_locked}){close} "
     "RETURNING id, subscription_id, event_id, body, attempts, attempt_count"
+)
+#: deliveries whose process died mid-attempt: ``sending`` past the lease, due again at once
+_LAPSED_SQL = (
+    "UPDATE webhook_deliveries SET status = 'pending', lease_until_ms = NULL, "
+    "lease_token = NULL WHERE status = 'sending' AND lease_until_ms <= ?"
 )
 
 
@@ -218,45 +262,69 @@ class _Sending:
     failing: bool
 
 
-class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.models"):
+class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.models", concurrency=6):
     """Owns ``webhook_subscriptions`` and ``webhook_deliveries``."""
 
     async def on_start(self) -> None:
         runtime = self.actor_runtime
         self._settings = WebhookSettings.from_environ(runtime.settings.environ)
         self._key = load_master_key(runtime.settings)
+        self._secrets: LRUCache[str, str] = LRUCache(SECRET_CACHE_SIZE)
         self._session = make_session(
-            allow_private=self._settings.allow_private_networks, user_agent=USER_AGENT
+            allow_private=self._settings.allow_private_networks,
+            user_agent=USER_AGENT,
+            connections=MAX_IN_FLIGHT,
         )
         self._outbox = Outbox(self, WebhookOutbox)
         self._outbox.start()
+        self._intake = Lane(runtime, Pump)
+        self._dispatcher = Lane(runtime, Dispatch)
+        self._recorder = Lane(runtime, Record)
         self._sending: dict[str, _Sending] = {}
+        #: room in flight that a dispatch waiting on its claim has set aside
+        self._reserved = 0
         #: attempts finished and not yet recorded
         self._finished: list[tuple[_Sending, AttemptResult, datetime]] = []
-        self._results_queued = False
+        #: per tenant served, the task that wakes intake when its events are committed
+        self._wakers: dict[str, asyncio.Task[None]] = {}
+        #: tenants whose events intake takes next; all of them on a sweep
+        self._due: set[str] = set()
+        self._sweep = True
+        #: tenants whose last batch was full
+        self._busy: set[str] = set()
         sqlite = db_is_sqlite(self)
         self._record_sql = _RECORD_SQL if sqlite else numbered_placeholders(_RECORD_SQL)
         self._insert_sql = _INSERT_SQL if sqlite else numbered_placeholders(_INSERT_SQL)
-        claim = _CLAIM_SQL.format(skip_locked="" if sqlite else "FOR UPDATE OF d SKIP LOCKED")
+        if sqlite:
+            claim = _CLAIM_SQL.format(id_in="id IN ", skip_locked="", close="")
+        else:  # the ids first, then each row by its key (``IN`` would hash-join the table)
+            claim = _CLAIM_SQL.format(
+                id_in="id = ANY(ARRAY", skip_locked="FOR UPDATE OF d SKIP LOCKED", close=")"
+            )
         self._claim_sql = claim if sqlite else numbered_placeholders(claim)
-        self._attempts: set[asyncio.Task[None]] = set()
-        self._pump_queued = False
-        self._ticker = asyncio.create_task(self._tick(), name="webhook-pump")
+        self._lapsed_sql = _LAPSED_SQL if sqlite else numbered_placeholders(_LAPSED_SQL)
+        self._lapsed_due = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker = asyncio.create_task(self._tick(), name="webhook-tick")
+        self._wake()  # events and deliveries may be waiting from before a restart
+        self._dispatcher.request()
         task = asyncio.current_task()
         if task is not None:
             task.add_done_callback(lambda _task: self._release())
 
-    def _release(self) -> None:
+    def _cancel_tasks(self) -> None:
         self._ticker.cancel()
-        for attempt in self._attempts:
-            attempt.cancel()
+        for task in (*self._tasks, *self._wakers.values()):
+            task.cancel()
+        self._wakers.clear()
+
+    def _release(self) -> None:
+        self._cancel_tasks()
         if not self._session.closed:
             asyncio.get_event_loop().create_task(self._session.close())
 
     async def on_stop(self) -> None:
-        self._ticker.cancel()
-        for attempt in self._attempts:
-            attempt.cancel()
+        self._cancel_tasks()
         await self._session.close()
 
     # ------------------------------------------------------------------ subscriptions
@@ -265,7 +333,11 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         return self._key.seal_text(secret, context=f"webhook-secret:{subscription_id}")
 
     def _open(self, sealed: str, subscription_id: str) -> str:
-        return self._key.open_text(sealed, context=f"webhook-secret:{subscription_id}")
+        secret = self._secrets.get(sealed)
+        if secret is None:  # a sealed value is unique (random nonce): it names one secret
+            secret = self._key.open_text(sealed, context=f"webhook-secret:{subscription_id}")
+            self._secrets[sealed] = secret
+        return secret
 
     async def _subscription(self, tenant_id: str, subscription_id: str) -> WebhookSubscription:
         return await get_or_not_found(
@@ -274,7 +346,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             id=subscription_id,
         )
 
-    @handler
+    @handler(concurrent=True)  # the URL's DNS lookup may take seconds: deliveries go on
     async def create(self, msg: CreateWebhookSubscription) -> SubscriptionWithSecret:
         await check_url(msg.url, allow_private=self._settings.allow_private_networks)
         await self._ensure_group(msg.tenant_id)
@@ -290,35 +362,33 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             secret_sealed=self._seal(secret, subscription_id),
             created_at=datetime.now(UTC),
         )
+        self._watch(msg.tenant_id)
+        self._wake(msg.tenant_id)  # the tenant's events may already be waiting in the group
         return SubscriptionWithSecret(subscription=subscription_view(row), secret=secret)
 
     async def _ensure_group(self, tenant_id: str) -> None:
         with contextlib.suppress(Conflict):  # the tenant's webhooks already read the bus
-            await self.actor_runtime.ask(
-                CreateConsumerGroup(
-                    tenant_id=tenant_id,
-                    name=GROUP,
-                    topics=("#",),
-                    max_attempts=100,
-                    visibility_timeout_seconds=60.0,
-                )
-            )
+            await self.actor_runtime.ask(intake_group(tenant_id))
 
-    @handler
+    @handler(concurrent=True)
     async def update(self, msg: UpdateWebhookSubscription) -> WebhookSubscriptionView:
-        row = await self._subscription(msg.tenant_id, msg.id)
         if msg.url is not None:
             await check_url(msg.url, allow_private=self._settings.allow_private_networks)
-            row.url = msg.url
+        row = await self._subscription(msg.tenant_id, msg.id)
+        changed: dict[str, Any] = {}
+        if msg.url is not None:
+            changed["url"] = msg.url
         if msg.event_types is not None:
-            row.event_types = json.dumps(list(msg.event_types))
+            changed["event_types"] = json.dumps(list(msg.event_types))
         if msg.description is not None:
-            row.description = msg.description
+            changed["description"] = msg.description
         if msg.enabled is not None:
-            row.enabled = msg.enabled
-            row.disabled_reason = None if msg.enabled else "disabled by a user"
-            row.failing_since = None
-        await row.save()
+            changed["enabled"] = msg.enabled
+            changed["disabled_reason"] = None if msg.enabled else "disabled by a user"
+            changed["failing_since"] = None
+        if changed:  # only these columns: deliveries being recorded meanwhile may set others
+            row.update_from_dict(changed)
+            await row.save(update_fields=list(changed))
         return subscription_view(row)
 
     @handler
@@ -348,11 +418,11 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         await row.save()
         return SubscriptionWithSecret(subscription=subscription_view(row), secret=secret)
 
-    @handler
+    @handler(read_only=True)
     async def get(self, msg: GetWebhookSubscription) -> WebhookSubscriptionView:
         return subscription_view(await self._subscription(msg.tenant_id, msg.id))
 
-    @handler
+    @handler(read_only=True)
     async def list_subscriptions(
         self, msg: ListWebhookSubscriptions
     ) -> Page[WebhookSubscriptionView]:
@@ -365,7 +435,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
 
     # ------------------------------------------------------------------ deliveries
 
-    @handler
+    @handler(read_only=True)
     async def deliveries(self, msg: ListWebhookDeliveries) -> Page[WebhookDeliveryView]:
         await self._subscription(msg.tenant_id, msg.subscription_id)
         query = WebhookDelivery.filter(subscription_id=msg.subscription_id)
@@ -392,7 +462,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                 dedupe=False,
             )
         )
-        self._pump_soon()
+        self._dispatcher.request()
         return delivery_view(row)
 
     @handler
@@ -425,7 +495,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             after = page.end_cursor
         if rows:
             await WebhookDelivery.bulk_create([WebhookDelivery(**r) for r in rows])
-            self._pump_soon()
+            self._dispatcher.request()
         return len(rows)
 
     def _new_delivery(
@@ -453,45 +523,95 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             "attempts": "[]",
             "attempt_count": 0,
             "next_attempt_at_ms": _now_ms() + int(first_wait * 1000),
+            "lease_until_ms": None,
+            "lease_token": None,
             "created_at": datetime.now(UTC),
         }
 
-    # ------------------------------------------------------------------ the pump
+    # ------------------------------------------------------------------ the lanes
 
     async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(PUMP_SECONDS)
-            self._pump_soon()
+        every = max(1, round(INTAKE_SECONDS / DISPATCH_SECONDS))
+        for tick in itertools.count(1):
+            await asyncio.sleep(DISPATCH_SECONDS)
+            self._dispatcher.request()
+            if tick % every == 0:
+                self._wake()
 
-    def _pump_soon(self) -> None:
-        if self._pump_queued:
-            return
-        try:
-            self.actor_runtime.tell_nowait(Pump())
-            self._pump_queued = True
-        except ContractError:
-            pass  # full or stopping: the next tick tries again
+    def _wake(self, tenant_id: str | None = None) -> None:
+        """Have intake run soon: for one tenant, or (``None``) for every tenant served."""
+        if tenant_id is None:
+            self._sweep = True
+        else:
+            self._due.add(tenant_id)
+        self._intake.request()
 
-    @handler
+    def _watch(self, tenant_id: str) -> None:
+        """Wake intake for the tenant whenever its events are committed (as announced in this
+        process, by the event bus's live channel)."""
+        if tenant_id not in self._wakers:
+            self._wakers[tenant_id] = asyncio.create_task(
+                self._wake_on_commits(tenant_id), name=f"webhook-wake-{tenant_id}"
+            )
+
+    async def _wake_on_commits(self, tenant_id: str) -> None:
+        channel = events_channel(tenant_id)
+        async with self.actor_runtime.broadcast.listen(channel, capacity=1) as committed:
+            async for _event in committed:
+                self._wake(tenant_id)
+
+    @handler(concurrent=True)
     async def pump(self, msg: Pump) -> None:
-        self._pump_queued = False
+        await self._intake.run(self._take_due)
+
+    @handler(concurrent=True)
+    async def dispatch(self, msg: Dispatch) -> None:
+        await self._dispatcher.run(self._dispatch)
+
+    @handler(concurrent=True)
+    async def record(self, msg: Record) -> None:
+        await self._recorder.run(self._record)
+
+    async def _take_due(self) -> None:
+        """Take the events of the tenants woken since the last run (all of them on a sweep):
+        one batch each, or :data:`INTAKE_PARALLEL` side by side for a tenant whose last batch
+        was full; at most :data:`INTAKE_PARALLEL` batches at once in all."""
+        sweep, self._sweep = self._sweep, False
+        due, self._due = self._due, set()
+        if not (sweep or due):
+            return
+        query = WebhookSubscription.all()
+        if not sweep:
+            query = query.filter(tenant_id__in=list(due))
         # every tenant with a subscription, enabled or not: a disabled one's events are taken
         # (and skip it) rather than kept in the group and delivered once it is enabled again
         by_tenant: dict[str, list[WebhookSubscription]] = {}
-        for sub in await WebhookSubscription.all():
+        for sub in await query:
             enabled = by_tenant.setdefault(sub.tenant_id, [])
             if sub.enabled:
                 enabled.append(sub)
-        await self._record()  # results whose message could not be sent
-        more = False
+        if sweep:
+            for tenant_id in set(self._wakers) - set(by_tenant):
+                self._wakers.pop(tenant_id).cancel()
+        slots = asyncio.Semaphore(INTAKE_PARALLEL)
+        busy, self._busy = self._busy, set()
+
+        async def take(tenant_id: str, subs: list[WebhookSubscription]) -> None:
+            async with slots:
+                if await self._take_events(tenant_id, subs):
+                    self._busy.add(tenant_id)  # a full batch: there may be more in the bus
+                    self._wake(tenant_id)
+
+        takes = []
         for tenant_id, subs in by_tenant.items():
-            more |= await self._take_events(tenant_id, subs)
-        await self._dispatch()
-        if more:  # a full batch: there may be more waiting in the bus
-            self._pump_soon()
+            self._watch(tenant_id)
+            for _ in range(INTAKE_PARALLEL if tenant_id in busy else 1):
+                takes.append(take(tenant_id, subs))
+        await asyncio.gather(*takes)
 
     async def _take_events(self, tenant_id: str, subs: list[WebhookSubscription]) -> bool:
-        """Turn a batch of the tenant's events into deliveries; ``True`` if it was full."""
+        """Turn a batch of the tenant's events into deliveries, and start those that may go at
+        once; ``True`` if the batch was full."""
         try:
             claimed = await self.actor_runtime.ask(
                 ClaimEvents(tenant_id=tenant_id, group=GROUP, limit=CLAIM_BATCH)
@@ -501,66 +621,118 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             return False
         if not claimed:
             return False
+        rows, fresh = self._rows_for(tenant_id, subs, claimed)
+        try:
+            if rows:  # a redelivered batch (crash before the ack) finds its rows already there
+                assert self.actor_db is not None
+                await execute_many(self.actor_db.client(), self._insert_sql, rows)
+        except BaseException:
+            for sending in fresh:
+                self._sending.pop(sending.row.id, None)
+            raise
+        for sending in fresh:
+            self._start(sending)
+        # the deliveries are written: the ack need not hold up the next batch (the events stay
+        # leased meanwhile; an ack lost to a crash gets them claimed again, and their rows,
+        # already there, are not written twice)
+        ack = AckEvents(
+            tenant_id=tenant_id,
+            group=GROUP,
+            leases=tuple(LeaseRef(event_id=d.event.id, lease_id=d.lease_id or "") for d in claimed),
+        )
+        self._track(asyncio.create_task(self._ack(ack)))
+        return len(claimed) == CLAIM_BATCH
+
+    async def _ack(self, ack: AckEvents) -> None:
+        try:
+            await self.actor_runtime.ask(ack)
+        except ContractError as exc:  # the leases lapse and the events come again: no loss
+            log.warning("could not ack webhook intake", error_code=exc.code, error=exc.message)
+
+    def _rows_for(
+        self, tenant_id: str, subs: list[WebhookSubscription], claimed: tuple[DeliveryView, ...]
+    ) -> tuple[list[list[Any]], list[_Sending]]:
+        """The delivery rows for claimed events, and the attempts to start as they are written.
+
+        A delivery may be written already leased and go at once when its event is claimed for
+        the first time (so no earlier claim wrote its row: the insert will happen), it has no
+        key (nothing to wait for), its first attempt is due now and there is room in flight.
+        Those attempts are counted in flight here, before the insert, so a dispatch meanwhile
+        sees the room they take."""
         matchers = [(sub, topic_matcher(json.loads(sub.event_types))) for sub in subs]
-        rows = []
+        now = _now_ms()
+        token = new_id("wls")
+        go_now = self._settings.retry_schedule[0] == 0
+        rows: list[list[Any]] = []
+        fresh: list[_Sending] = []
         for delivery in claimed:
             event = delivery.event
             body = None
             for sub, matches in matchers:
-                if matches(event.topic):
-                    body = body or event_body(
-                        event.id, event.topic, event.occurred_at, event.payload
+                if not matches(event.topic):
+                    continue
+                body = body or event_body(event.id, event.topic, event.occurred_at, event.payload)
+                fields = self._new_delivery(
+                    tenant_id, sub.id, event.id, event.topic, event.key, body, dedupe=True
+                )
+                if go_now and delivery.attempt == 1 and event.key is None and self._room() > 0:
+                    fields.update(
+                        status="sending", lease_until_ms=now + SENDING_LEASE_MS, lease_token=token
                     )
-                    fields = self._new_delivery(
-                        tenant_id, sub.id, event.id, event.topic, event.key, body, dedupe=True
-                    )
-                    rows.append([fields[c] for c in _INSERT_COLUMNS])
-        if rows:  # a redelivered batch (crash before the ack) finds its rows already there
-            assert self.actor_db is not None
-            await self.actor_db.client().execute_many(self._insert_sql, rows)
-        await self.actor_runtime.ask(
-            AckEvents(
-                tenant_id=tenant_id,
-                group=GROUP,
-                leases=tuple(
-                    LeaseRef(event_id=d.event.id, lease_id=d.lease_id or "") for d in claimed
-                ),
-            )
+                    sending = self._sending_for(sub, {**fields, "subscription_id": sub.id})
+                    self._sending[sending.row.id] = sending
+                    fresh.append(sending)
+                rows.append([fields[c] for c in _INSERT_COLUMNS])
+        return rows, fresh
+
+    def _sending_for(self, sub: WebhookSubscription, row: dict[str, Any]) -> _Sending:
+        return _Sending(
+            row=_Leased(**{f: row[f] for f in _Leased.__slots__}),
+            url=sub.url,
+            secrets=self._secrets_of(sub),
+            failing=sub.failing_since is not None,
         )
-        return len(claimed) == CLAIM_BATCH
+
+    def _room(self) -> int:
+        """Attempts this process may still start."""
+        return MAX_IN_FLIGHT - len(self._sending) - self._reserved
+
+    def _start(self, sending: _Sending) -> None:
+        self._sending[sending.row.id] = sending
+        self._track(asyncio.create_task(self._attempt(sending)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task of the actor (an attempt, an ack) until it ends; it is
+        cancelled when the actor stops."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _dispatch(self) -> None:
-        """Lease the due deliveries (one statement) and start their attempts."""
-        room = MAX_IN_FLIGHT - len(self._sending)
+        """Lease the due deliveries (one statement) and start their attempts; once a second,
+        first make the lapsed ``sending`` deliveries pending again."""
+        assert self.actor_db is not None
+        if time.monotonic() >= self._lapsed_due:
+            self._lapsed_due = time.monotonic() + LAPSED_CHECK_SECONDS
+            await self.actor_db.client().execute_query(self._lapsed_sql, [_now_ms()])
+        room = self._room()
         if room <= 0:
             return
-        now = _now_ms()
-        assert self.actor_db is not None
-        rows = await self.actor_db.client().execute_query_dict(
-            self._claim_sql, [now + SENDING_LEASE_MS, new_id("wls"), now, now, room]
-        )
-        if not rows:
-            return
-        subs = {
-            s.id: s
-            for s in await WebhookSubscription.filter(
-                id__in=list({r["subscription_id"] for r in rows})
+        self._reserved += room  # intake meanwhile must not take it
+        try:
+            now = _now_ms()
+            rows = await self.actor_db.client().execute_query_dict(
+                self._claim_sql, [now + SENDING_LEASE_MS, new_id("wls"), now, room]
             )
-        }
+            if not rows:
+                return
+            ids = list({r["subscription_id"] for r in rows})
+            subs = {s.id: s for s in await WebhookSubscription.filter(id__in=ids)}
+        finally:
+            self._reserved -= room
         for r in sorted(rows, key=lambda r: r["id"]):
             sub = subs.get(r["subscription_id"])
-            if sub is None:  # deleted meanwhile: its deliveries went with it
-                continue
-            sending = _Sending(
-                row=_Leased(**r),
-                url=sub.url,
-                secrets=self._secrets_of(sub),
-                failing=sub.failing_since is not None,
-            )
-            self._sending[sending.row.id] = sending
-            attempt = asyncio.create_task(self._attempt(sending))
-            self._attempts.add(attempt)
-            attempt.add_done_callback(self._attempts.discard)
+            if sub is not None:  # else deleted meanwhile: its deliveries went with it
+                self._start(self._sending_for(sub, r))
 
     def _secrets_of(self, sub: WebhookSubscription) -> tuple[str, ...]:
         secrets = [self._open(sub.secret_sealed, sub.id)]
@@ -580,18 +752,9 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         started = datetime.now(UTC)
         result = await post(self._session, sending.url, body, headers)
         self._finished.append((sending, result, started))
-        if not self._results_queued:
-            try:
-                self.actor_runtime.tell_nowait(AttemptsDone())
-                self._results_queued = True
-            except ContractError:
-                pass  # the next pump records them
-
-    @handler
-    async def attempts_done(self, msg: AttemptsDone) -> None:
-        self._results_queued = False
-        await self._record()
-        await self._dispatch()  # room was made: start the next due deliveries at once
+        self._sending.pop(row.id, None)
+        self._recorder.request()
+        self._dispatcher.request()  # its room is free: start the next due delivery in it
 
     async def _record(self) -> None:
         """Record every finished attempt in one transaction; schedule retries or end them."""
@@ -604,7 +767,6 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         recovered: set[str] = set()
         failures: dict[str, tuple[_Sending, datetime]] = {}
         for sending, result, started in finished:
-            self._sending.pop(sending.row.id, None)
             row = sending.row
             attempts = json.loads(row.attempts)
             attempts.append(
@@ -634,18 +796,21 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                 failures.setdefault(row.subscription_id, (sending, started))
             attempts_json = json.dumps(attempts, separators=(",", ":"))
             updates.append([status, attempts_json, count, next_at, row.id])
-        async with in_transaction() as conn:
-            await conn.execute_many(self._record_sql, updates)
-            if recovered:
+        if recovered:  # the results and the subscriptions' recovery together
+            async with in_transaction() as conn:
+                await conn.execute_many(self._record_sql, updates)
                 await (
                     WebhookSubscription.filter(id__in=list(recovered))
                     .using_db(conn)
                     .update(failing_since=None)
                 )
+        else:
+            assert self.actor_db is not None
+            await execute_many(self.actor_db.client(), self._record_sql, updates)
         for subscription_id, (_sending, at) in failures.items():
             await self._note_failure(subscription_id, at)
         if any(u[3] is not None and u[3] <= now for u in updates):
-            self._pump_soon()
+            self._dispatcher.request()
 
     async def _note_failure(self, subscription_id: str, at: datetime) -> None:
         """Track how long a subscription has failed; disable it past the limit."""

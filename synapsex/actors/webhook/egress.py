@@ -340,19 +340,27 @@ def _guarded_socket(addr_info: aiohttp.AddrInfoType) -> socket.socket:
 
 
 def make_session(
-    *, allow_private: bool, timeout: float = DEFAULT_TIMEOUT_SECONDS, user_agent: str
+    *,
+    allow_private: bool,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    user_agent: str,
+    connections: int = 100,
 ) -> aiohttp.ClientSession:
     """An HTTP session for deliveries; close it with ``await session.close()``.
 
     ``timeout`` bounds a whole attempt (connect, send, response and the bounded body read).
+    ``connections`` caps the open connections; the caller keeps at most that many attempts in
+    flight, so none waits for a connection (which would count against its timeout).
     Unless ``allow_private``, every connection passes :class:`SafeResolver` and the connect-time
     socket guard. Environment proxies and ``.netrc`` are ignored (``trust_env=False``), cookies
     are not kept. Must be called with an event loop running.
     """
     if allow_private:
-        connector = aiohttp.TCPConnector()
+        connector = aiohttp.TCPConnector(limit=connections)
     else:
-        connector = aiohttp.TCPConnector(resolver=SafeResolver(), socket_factory=_guarded_socket)
+        connector = aiohttp.TCPConnector(
+            limit=connections, resolver=SafeResolver(), socket_factory=_guarded_socket
+        )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),
@@ -410,7 +418,15 @@ async def post(
             status = r.status
             if status in (429, 503):
                 retry_after = parse_retry_after(r.headers.get("retry-after", ""))
-            raw = await _read_bounded(r.content, MAX_RESPONSE_BYTES)
+            length = r.content_length
+            if (
+                length is not None
+                and length <= MAX_RESPONSE_BYTES
+                and not r.headers.get("content-encoding")
+            ):  # announced, small and not compressed (which could expand): one read
+                raw = await r.read()
+            else:
+                raw = await _read_bounded(r.content, MAX_RESPONSE_BYTES)
         error = None
     except InvalidInput as exc:
         error = f"invalid URL: {exc.problem}"
@@ -441,6 +457,8 @@ async def _read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
 
 
 def _excerpt(raw: bytes) -> str:
+    if not raw:
+        return ""
     # final=False drops a multi-byte character cut in half by the limit instead of mangling it
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     return decoder.decode(raw[:BODY_EXCERPT_BYTES], final=False)

@@ -7,8 +7,12 @@ from synapsex.contracts.webhooks import SERVICE
 
 
 class Pump(Message, service=SERVICE):
-    """Turn claimed events into deliveries and start the due attempts."""
+    """Turn the events claimed from the bus into deliveries (and start the fresh ones)."""
 
 
-class AttemptsDone(Message, service=SERVICE):
-    """Attempts finished (their results wait in the actor): record them, start the next."""
+class Dispatch(Message, service=SERVICE):
+    """Lease the due deliveries and start their attempts, as far as there is room in flight."""
+
+
+class Record(Message, service=SERVICE):
+    """Record the finished attempts: schedule each next attempt or end the delivery."""

@@ -10,15 +10,17 @@ through the point where the first one would have been sent.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from synapsex.actors.webhook import actor as webhook_actor
 from synapsex.actors.webhook.egress import ALLOW_PRIVATE_ENV
 from synapsex.actors.webhook.settings import DISABLE_AFTER_ENV, RETRY_SCHEDULE_ENV
 from synapsex.actors.webhook.signing import new_secret
@@ -38,7 +40,7 @@ from synapsex.contracts.webhooks import (
     WebhookDeliveryView,
 )
 from synapsex.runtime import Runtime
-from synapsex.runtime.testing import wait_until
+from synapsex.runtime.testing import raw_sql, wait_until
 
 from .receiver import Answer, Received, Receiver
 
@@ -355,6 +357,28 @@ async def test_during_a_rotation_deliveries_carry_both_signatures(tmp_path, db_e
     after.verify(second_secret)
     with pytest.raises(WebhookVerificationError):
         after.verify(first_secret)
+
+
+async def test_once_the_overlap_is_over_only_the_new_secret_signs(tmp_path, db_environ, receiver):
+    async with embedded(tmp_path, db_environ) as rt:
+        created = await subscribe(rt, receiver.url("/hook"))
+        sub_id = created.subscription.id
+        rotated = await rt.ask(RotateWebhookSecret(tenant_id=A, id=sub_id))
+        await publish(rt, "orders.created", {"n": 1})
+        (during,) = await receiver.wait_for(1)
+        async with raw_sql(rt, "webhook-service") as run:  # 24 h later, as far as it knows
+            await run(
+                "UPDATE webhook_subscriptions SET previous_secret_until = ? WHERE id = ?",
+                datetime.now(UTC) - timedelta(seconds=1),
+                sub_id,
+            )
+        await publish(rt, "orders.created", {"n": 2})
+        after = (await receiver.wait_for(2))[1]
+    assert len(during.signatures) == 2
+    assert len(after.signatures) == 1
+    after.verify(rotated.secret)
+    with pytest.raises(WebhookVerificationError):
+        after.verify(created.secret)
 
 
 async def test_secrets_are_shown_by_create_and_rotate_only_and_stored_sealed(
@@ -798,3 +822,81 @@ async def test_a_delivery_resumes_its_schedule_after_a_restart(tmp_path, db_envi
     assert retry.webhook_id == first.webhook_id == event.id
     assert retry.body == first.body
     retry.verify(created.secret)
+
+
+# ---------------------------------------------------------------------------- intake and leases
+
+
+async def test_an_event_is_taken_when_it_is_committed_not_at_the_next_sweep(
+    tmp_path, db_environ, receiver, monkeypatch
+):
+    # the periodic sweep is an hour away: only the commit announcement can bring the event in
+    monkeypatch.setattr(webhook_actor, "INTAKE_SECONDS", 3600.0)
+    async with embedded(tmp_path, db_environ) as rt:
+        created = await subscribe(rt, receiver.url("/hook"))
+        sub_id = created.subscription.id
+        # the first may come in with the intake the new subscription asks for; once it is
+        # delivered, that intake is over, and only the second's commit can bring it in
+        first = await publish(rt, "orders.created", {"n": 1})
+        await settled(rt, sub_id, first.id, "succeeded")
+        second = await publish(rt, "orders.created", {"n": 2})
+        (view,) = await settled(rt, sub_id, second.id, "succeeded")
+    assert codes(view) == [200]
+    assert [r.webhook_id for r in receiver.at("/hook")] == [first.id, second.id]
+
+
+async def test_a_delivery_whose_process_died_mid_attempt_is_sent_again_after_its_lease(
+    tmp_path, db_environ, receiver
+):
+    async with embedded(tmp_path, db_environ) as rt:
+        created = await subscribe(rt, receiver.url("/hook"))
+        sub_id = created.subscription.id
+        now_ms = int(time.time() * 1000)
+        body = json.dumps({"type": "orders.created", "data": {"n": 1}, "id": "evt_lapsed"})
+        columns = (
+            "id, tenant_id, subscription_id, event_id, dedupe_key, topic, key, body, status, "
+            "attempts, attempt_count, next_attempt_at_ms, lease_until_ms, lease_token, created_at"
+        )
+        insert = f"INSERT INTO webhook_deliveries ({columns}) VALUES ({', '.join('?' * 15)})"
+        async with raw_sql(rt, "webhook-service") as run:
+            for delivery_id, event_id, lease_until in [
+                ("whd_lapsed", "evt_lapsed", now_ms - 1),  # its process died a while ago
+                ("whd_live", "evt_live", now_ms + 3_600_000),  # another process is sending it
+            ]:
+                await run(
+                    insert,
+                    *(delivery_id, A, sub_id, event_id, event_id, "orders.created", None, body),
+                    *("sending", "[]", 0, now_ms - 1, lease_until, "wls_gone"),
+                    datetime.now(UTC),
+                )
+        (view,) = await settled(rt, sub_id, "evt_lapsed", "succeeded")
+        live = [d for d in await deliveries(rt, sub_id) if d.event_id == "evt_live"]
+    assert codes(view) == [200]
+    assert [r.webhook_id for r in receiver.at("/hook")] == ["evt_lapsed"]
+    assert [d.status for d in live] == ["sending"]
+
+
+async def test_deliveries_go_on_while_a_new_subscriptions_host_is_being_resolved(
+    tmp_path, db_environ, receiver, monkeypatch
+):
+    loop = asyncio.get_running_loop()
+    real, answer = loop.getaddrinfo, asyncio.Event()
+    looking_up = asyncio.Event()
+
+    async def slow_dns(host, port, **kwargs):
+        if host == "slow.example":  # a lookup that takes as long as the test wants
+            looking_up.set()
+            await answer.wait()
+            return await real("127.0.0.1", port, **kwargs)
+        return await real(host, port, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow_dns)
+    async with embedded(tmp_path, db_environ) as rt:
+        created = await subscribe(rt, receiver.url("/hook"))
+        slow = asyncio.create_task(subscribe(rt, "http://slow.example/hook", tenant=B))
+        await wait_until(looking_up.is_set, deadline=DEADLINE, message="the lookup started")
+        event = await publish(rt, "orders.created", {"n": 1})
+        await settled(rt, created.subscription.id, event.id, "succeeded")
+        assert not slow.done()
+        answer.set()
+        assert (await slow).subscription.url == "http://slow.example/hook"

@@ -5,6 +5,7 @@ every outcome of an attempt is reported rather than raised."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import socket
 import time
@@ -418,6 +419,10 @@ async def receiver(aiohttp_server):
     async def utf8(request):
         return web.Response(status=200, body=("a" + "é" * 1000).encode())
 
+    async def gzip_bomb(request):  # about 1 KiB on the wire, 1 MiB once decompressed
+        body = gzip.compress(b"z" * (1024 * 1024))
+        return web.Response(status=200, body=body, headers={"Content-Encoding": "gzip"})
+
     async def endless(request):
         response = web.StreamResponse(status=200)
         await response.prepare(request)
@@ -441,6 +446,7 @@ async def receiver(aiohttp_server):
         ("/slow", slow),
         ("/big", big),
         ("/utf8", utf8),
+        ("/gzip-bomb", gzip_bomb),
         ("/endless", endless),
     ]:
         app.router.add_post(path, handler)
@@ -526,6 +532,16 @@ async def test_large_response_is_read_only_up_to_the_limit(receiver, open_sessio
     assert result.ok
     assert result.bytes_read == MAX_RESPONSE_BYTES == 64 * 1024
     assert result.body_excerpt == "x" * BODY_EXCERPT_BYTES
+
+
+async def test_a_small_compressed_response_is_read_only_up_to_the_limit_once_expanded(
+    receiver, open_session
+):
+    session = open_session(allow_private=True)
+    result = await post(session, receiver.url("/gzip-bomb"), BODY, headers())
+    assert result.ok
+    assert result.bytes_read == MAX_RESPONSE_BYTES
+    assert result.body_excerpt == "z" * BODY_EXCERPT_BYTES
 
 
 async def test_endless_response_is_abandoned_after_the_limit(receiver, open_session):
