@@ -26,6 +26,7 @@ bench: venv
 	$(BIN)/python bench/tenant_create.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/event_bus.py
+	$(BIN)/python bench/webhooks.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -3,34 +3,39 @@
 The receiver: a local aiohttp server on ``127.0.0.1`` (port 0) that reads each request's body
 and answers ``200`` at once, counting requests in shared memory. It runs in a process of its
 own (``multiprocessing``, spawn), so its work is not charged to either side's event loop, and
-both sides post to the same server.
+every side posts to the same server.
 
 For each engine: ``Runtime.embedded(services=["event-bus-service", "webhook-service"])``
 (SQLite files in a temporary folder; PostgreSQL in a fresh ``sx_bench_<hex>`` database dropped
 at the end), with ``SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true`` so loopback may be reached.
-One tenant, one subscription (``CreateWebhookSubscription``) to the receiver for ``bench.#``.
+Three sides make N deliveries each per round:
 
-* ``service``: publish N events (``PublishEvents``, 100 ``EventDraft``s per ask, back to back),
-  then wait until the receiver has counted N more requests **and** the service has recorded
-  every delivery (``ListWebhookDeliveries`` with ``status`` ``pending`` and ``sending`` both
-  empty, polled every few milliseconds once the receiver has them all; none ``failed``).
-  Time runs from the first publish to that point: the pump's claim from the event bus, the
-  delivery rows, leasing, signing, the POST and recording its result are all inside it.
+* ``service`` (the budgeted one): deliveries of a backlog. Untimed, a fresh tenant's webhook
+  consumer group (:func:`~synapsex.actors.webhook.actor.intake_group`) is made and N events are
+  published into it (``PublishEvents``, 100 per ask), before the tenant has any subscription.
+  Timed: ``CreateWebhookSubscription`` to the receiver for ``bench.#``, until the receiver has
+  counted N more requests **and** the service has recorded every delivery
+  (``ListWebhookDeliveries`` with ``status`` ``pending`` and ``sending`` both empty, polled every
+  few milliseconds once the receiver has them all; none ``failed``). Inside the time: the
+  intake's claims from the event bus, the delivery rows, leasing, signing, the POSTs, recording
+  the results, and the acks.
+* ``end_to_end`` (reported, not budgeted): the same, but the events are published inside the
+  timed part, back to back, to a tenant subscribed once: the publisher's work (the event bus
+  writing each event and its consumer-group row) shares the process and is counted too.
 * ``plain``: the same N deliveries as a bare client would send them: an event body built as
   the service builds it (:func:`synapsex.actors.webhook.actor.event_body`), Standard Webhooks
   headers from :func:`synapsex.actors.webhook.signing.webhook_headers` (HMAC signing
-  included), one ``aiohttp.ClientSession`` (default connector, as the service's), 64 POSTs in
-  flight (the service's ``MAX_IN_FLIGHT``), each response's body read. No database, no runtime.
+  included), one ``aiohttp.ClientSession`` (default connector), 64 POSTs in flight, each
+  response's body read. No database, no runtime.
 
-Deliveries per second = N / elapsed. The sides run in alternating rounds (service first in
-even rounds, plain first in odd ones) after an untimed warm-up of each, so machine noise hits
-both alike.
+Deliveries per second = N / elapsed. The sides' order rotates every round after an untimed
+warm-up of each, so machine noise hits them alike.
 
 Reading the ratio: ``ratio`` is service deliveries/s ÷ plain deliveries/s over all rounds
 (higher is better; 1.0 = the service delivers as fast as a bare client posts, 0.5 = a delivery
-through the service takes twice a bare POST's share of time). ``ratio_median_round`` is the
-median of the per-round ratios, which a burst of load from other processes moves less.
-``service_cpu_share`` / ``plain_cpu_share``: this process's CPU time (every thread, so
+through the service takes twice a bare POST's share of time); ``end_to_end_ratio`` likewise.
+``ratio_median_round`` is the median of the per-round ratios, which a burst of load from other
+processes moves less. ``<side>_cpu_share``: this process's CPU time (every thread, so
 aiosqlite's too) over the side's wall time; well below 1 means the side spent its time waiting
 (on a database round trip or the receiver), not computing.
 
@@ -53,7 +58,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -64,26 +69,24 @@ import aiohttp
 from aiohttp import web
 from scratch_postgres import PostgresUnavailable, scratch_postgres
 
-from synapsex.actors.webhook.actor import MAX_IN_FLIGHT, USER_AGENT, event_body
+from synapsex.actors.webhook.actor import USER_AGENT, event_body, intake_group
 from synapsex.actors.webhook.signing import new_secret, webhook_headers
 from synapsex.config import configure_logging
 from synapsex.contracts.events import EventDraft, PublishEvents
 from synapsex.contracts.webhooks import CreateWebhookSubscription, ListWebhookDeliveries
 from synapsex.runtime import Runtime, new_id
 
-ROUNDS = 4  # alternating service/plain rounds (even: each side goes first as often)
-PER_ROUND = 1_000  # deliveries per side and round
+ROUNDS = 6  # rounds; the sides' order rotates each round, so each goes first as often
+PER_ROUND = 2_000  # deliveries per side and round
 WARMUP = 200  # untimed deliveries per side before the rounds
 BATCH = 100  # events per PublishEvents
-CONCURRENCY = MAX_IN_FLIGHT  # the plain client's POSTs in flight
+CONCURRENCY = 64  # the plain client's POSTs in flight
 TOPIC = "bench.order.created"
 PATTERNS = ("bench.#",)
 SOURCE = "bench"
 WAIT_S = 60.0  # a round not done in this long fails the run
 POLL_S = 0.002  # how often the receiver's count and then the service's records are checked
 BUDGET_RATIO_MIN = 0.5
-
-Deliver = Callable[[int], Awaitable[None]]
 
 
 def log(text: str) -> None:
@@ -155,109 +158,168 @@ def receiver() -> Iterator[Receiver]:
         proc.join(5)
 
 
-# ---------------------------------------------------------------------------- the two sides
+# ---------------------------------------------------------------------------- the sides
 
 
-async def service_side(rt: Runtime, rcv: Receiver) -> Deliver:
-    """Deliver N events through the service: publish them and wait until all are recorded."""
-    tenant = new_id("ten")
-    created = await rt.ask(
-        CreateWebhookSubscription(tenant_id=tenant, url=rcv.url, event_types=PATTERNS)
-    )
-    subscription = created.subscription.id
-    seq = 0
+class Side:
+    """One way of making N deliveries: :meth:`prepare` (untimed), then :meth:`deliver` (timed)."""
 
-    async def unfinished(status: Any) -> bool:
-        page = await rt.ask(
-            ListWebhookDeliveries(
-                tenant_id=tenant, subscription_id=subscription, status=status, first=1
-            )
-        )
-        return bool(page.items)
+    async def prepare(self, n: int) -> None:
+        self.n = n
 
-    async def deliver(n: int) -> None:
-        nonlocal seq
-        target = rcv.count + n
-        deadline = time.monotonic() + WAIT_S
+    async def deliver(self) -> None:
+        raise NotImplementedError
+
+
+class ServiceBase(Side):
+    def __init__(self, rt: Runtime, rcv: Receiver) -> None:
+        self.rt = rt
+        self.rcv = rcv
+        self.seq = 0
+
+    def drafts(self, n: int) -> Iterator[tuple[EventDraft, ...]]:
         for start in range(0, n, BATCH):
-            events = tuple(
-                EventDraft(topic=TOPIC, payload=payload(seq + i))
-                for i in range(min(BATCH, n - start))
+            count = min(BATCH, n - start)
+            yield tuple(
+                EventDraft(topic=TOPIC, payload=payload(self.seq + i)) for i in range(count)
             )
-            seq += len(events)
-            await rt.ask(PublishEvents(tenant_id=tenant, source=SOURCE, events=events))
-        await rcv.wait_for(target, deadline)
+            self.seq += count
+
+    async def publish(self, tenant: str, n: int) -> None:
+        for events in self.drafts(n):
+            await self.rt.ask(PublishEvents(tenant_id=tenant, source=SOURCE, events=events))
+
+    async def subscribe(self, tenant: str) -> str:
+        created = await self.rt.ask(
+            CreateWebhookSubscription(tenant_id=tenant, url=self.rcv.url, event_types=PATTERNS)
+        )
+        return created.subscription.id
+
+    async def finish(self, tenant: str, subscription: str, target: int, deadline: float) -> None:
+        """Wait until the receiver has ``target`` requests and the service has recorded every
+        delivery (none pending, none sending, none failed)."""
+
+        async def unfinished(status: Any) -> bool:
+            page = await self.rt.ask(
+                ListWebhookDeliveries(
+                    tenant_id=tenant, subscription_id=subscription, status=status, first=1
+                )
+            )
+            return bool(page.items)
+
+        await self.rcv.wait_for(target, deadline)
         while await unfinished("pending") or await unfinished("sending"):
             if time.monotonic() > deadline:
                 raise RuntimeError("the service did not record every delivery in time")
             await asyncio.sleep(POLL_S)
         if await unfinished("failed"):
             raise RuntimeError("a delivery failed")
-        if rcv.count != target:
-            raise RuntimeError(f"receiver got {rcv.count - target + n} requests for {n}")
-
-    return deliver
+        if self.rcv.count != target:
+            raise RuntimeError(f"the receiver got {self.rcv.count - target} requests too many")
 
 
-def plain_side(session: aiohttp.ClientSession, rcv: Receiver) -> Deliver:
-    """Deliver N events with a bare aiohttp client: body, signature, POST, 64 in flight."""
-    secret = new_secret()
-    seq = 0
+class ServiceDrain(ServiceBase):
+    """Through the service, from a backlog: N events wait in a fresh tenant's webhook consumer
+    group (published untimed, before any subscription); the timed part creates the
+    subscription and ends when all N are delivered and recorded."""
 
-    async def post_one(i: int) -> None:
+    async def prepare(self, n: int) -> None:
+        await super().prepare(n)
+        self.tenant = new_id("ten")
+        await self.rt.ask(intake_group(self.tenant))
+        await self.publish(self.tenant, n)
+
+    async def deliver(self) -> None:
+        target = self.rcv.count + self.n
+        deadline = time.monotonic() + WAIT_S
+        subscription = await self.subscribe(self.tenant)
+        await self.finish(self.tenant, subscription, target, deadline)
+
+
+class ServiceEndToEnd(ServiceBase):
+    """Through the service, events published in the timed part (100 per ``PublishEvents``,
+    back to back) to a tenant subscribed once: the publisher's cost is counted too."""
+
+    async def prepare(self, n: int) -> None:
+        await super().prepare(n)
+        if not hasattr(self, "tenant"):
+            self.tenant = new_id("ten")
+            self.subscription = await self.subscribe(self.tenant)
+
+    async def deliver(self) -> None:
+        target = self.rcv.count + self.n
+        deadline = time.monotonic() + WAIT_S
+        await self.publish(self.tenant, self.n)
+        await self.finish(self.tenant, self.subscription, target, deadline)
+
+
+class Plain(Side):
+    """A bare aiohttp client: body, signature, POST, 64 in flight."""
+
+    def __init__(self, session: aiohttp.ClientSession, rcv: Receiver) -> None:
+        self.session = session
+        self.rcv = rcv
+        self.secret = new_secret()
+        self.seq = 0
+
+    async def post_one(self, i: int) -> None:
         event_id = new_id("evt")
         body = event_body(event_id, TOPIC, datetime.now(UTC), payload(i)).encode()
-        headers = webhook_headers((secret,), event_id, int(time.time()), body, USER_AGENT)
-        async with session.post(rcv.url, data=body, headers=headers) as response:
+        headers = webhook_headers((self.secret,), event_id, int(time.time()), body, USER_AGENT)
+        async with self.session.post(self.rcv.url, data=body, headers=headers) as response:
             await response.read()
             if response.status != 200:
                 raise RuntimeError(f"receiver answered {response.status}")
 
-    async def deliver(n: int) -> None:
-        nonlocal seq
-        first, seq = seq, seq + n
-        todo = iter(range(first, first + n))
+    async def deliver(self) -> None:
+        first, self.seq = self.seq, self.seq + self.n
+        todo = iter(range(first, first + self.n))
 
         async def worker() -> None:
             for i in todo:
-                await post_one(i)
+                await self.post_one(i)
 
-        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, n))))
-
-    return deliver
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, self.n))))
 
 
 async def measure(rt: Runtime, rcv: Receiver) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
-        sides = {"service": await service_side(rt, rcv), "plain": plain_side(session, rcv)}
-        for deliver in sides.values():
-            await deliver(WARMUP)
+        sides: dict[str, Side] = {
+            "service": ServiceDrain(rt, rcv),
+            "plain": Plain(session, rcv),
+            "end_to_end": ServiceEndToEnd(rt, rcv),
+        }
+        for side in sides.values():
+            await side.prepare(WARMUP)
+            await side.deliver()
         wall = dict.fromkeys(sides, 0)
         cpu = dict.fromkeys(sides, 0.0)
         per_round: list[dict[str, float]] = []
+        names = list(sides)
         for r in range(ROUNDS):
             dps: dict[str, float] = {}
-            for name in list(sides) if r % 2 == 0 else list(reversed(sides)):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                await sides[name].prepare(PER_ROUND)
                 c0, t0 = time.process_time(), time.perf_counter_ns()
-                await sides[name](PER_ROUND)
+                await sides[name].deliver()
                 elapsed = time.perf_counter_ns() - t0
                 cpu[name] += time.process_time() - c0
                 wall[name] += elapsed
                 dps[name] = PER_ROUND / (elapsed / 1e9)
-            log(f"round {r + 1}: service {dps['service']:.0f}/s, plain {dps['plain']:.0f}/s")
+            log(f"round {r + 1}: " + ", ".join(f"{k} {v:.0f}/s" for k, v in dps.items()))
             per_round.append(dps)
-    service = ROUNDS * PER_ROUND / (wall["service"] / 1e9)
-    plain = ROUNDS * PER_ROUND / (wall["plain"] / 1e9)
+    rate = {name: ROUNDS * PER_ROUND / (wall[name] / 1e9) for name in sides}
     return {
         "deliveries_per_side": ROUNDS * PER_ROUND,
-        "service_dps": round(service, 1),
-        "plain_dps": round(plain, 1),
-        "ratio": round(service / plain, 3),
+        "service_dps": round(rate["service"], 1),
+        "plain_dps": round(rate["plain"], 1),
+        "ratio": round(rate["service"] / rate["plain"], 3),
         "ratio_median_round": round(
             statistics.median(d["service"] / d["plain"] for d in per_round), 3
         ),
-        "service_cpu_share": round(cpu["service"] / (wall["service"] / 1e9), 2),
-        "plain_cpu_share": round(cpu["plain"] / (wall["plain"] / 1e9), 2),
+        "end_to_end_dps": round(rate["end_to_end"], 1),
+        "end_to_end_ratio": round(rate["end_to_end"] / rate["plain"], 3),
+        **{f"{name}_cpu_share": round(cpu[name] / (wall[name] / 1e9), 2) for name in sides},
         "rounds": [{k: round(v, 1) for k, v in d.items()} for d in per_round],
     }
 
