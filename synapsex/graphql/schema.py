@@ -29,13 +29,27 @@ MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-Query = merge_types(
-    "Query", (TenantQuery, ApiKeyQuery, PolicyQuery, AuditQuery, EventQuery, WebhookQuery)
+#: every domain's root types, one line each
+QUERIES: tuple[type, ...] = (
+    TenantQuery,
+    ApiKeyQuery,
+    PolicyQuery,
+    AuditQuery,
+    EventQuery,
+    WebhookQuery,
 )
-Mutation = merge_types(
-    "Mutation", (TenantMutation, ApiKeyMutation, PolicyMutation, EventMutation, WebhookMutation)
+MUTATIONS: tuple[type, ...] = (
+    TenantMutation,
+    ApiKeyMutation,
+    PolicyMutation,
+    EventMutation,
+    WebhookMutation,
 )
-Subscription = merge_types("Subscription", (EventSubscription,))
+SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
+
+Query = merge_types("Query", QUERIES)
+Mutation = merge_types("Mutation", MUTATIONS)
+Subscription = merge_types("Subscription", SUBSCRIPTIONS)
 
 
 class GatewaySchema(strawberry.Schema):

@@ -1,0 +1,1 @@
+"""billing-service: usage records, costs and plan limits."""

@@ -1,0 +1,1 @@
+"""model-registry-service: model catalog with effective-dated prices."""

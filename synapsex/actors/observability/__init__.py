@@ -1,0 +1,1 @@
+"""observability-service: telemetry events and trace spans."""

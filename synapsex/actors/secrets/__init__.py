@@ -1,0 +1,1 @@
+"""secrets-service: tenant secrets under envelope encryption."""
