@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from synapsex.contracts.common import Page, PageRequest, check_text
-from synapsex.contracts.errors import InvalidInput
+from synapsex.contracts.errors import Forbidden, InvalidInput
 from synapsex.contracts.message import Message, Reply
 
 SERVICE = "event-bus-service"
@@ -57,6 +57,22 @@ DELIVERY_STATES: tuple[str, ...] = ("pending", "leased", "acked", "dead_letter")
 _SEGMENT = r"[A-Za-z0-9_\-]+"
 _TOPIC_RE = re.compile(rf"{_SEGMENT}(\.{_SEGMENT})*")
 _GROUP_RE = re.compile(r"[a-z0-9][a-z0-9._\-]*")
+
+
+#: consumer groups named so belong to the platform's own services (``sx.webhooks``,
+#: ``sx.billing``): users see them but may not create, claim from, ack in or delete them
+PLATFORM_GROUP_PREFIX = "sx."
+
+
+def check_user_group(name: str, field: str) -> None:
+    """:class:`Forbidden` when a user names a platform group (see :data:`PLATFORM_GROUP_PREFIX`)
+    in anything but a read: acking or deleting one would lose events another service needs."""
+    if name.startswith(PLATFORM_GROUP_PREFIX):
+        raise Forbidden(
+            f"consumer groups named {PLATFORM_GROUP_PREFIX}* belong to the platform's services;"
+            " read them, but use a group of your own to consume events",
+            field=field,
+        )
 
 
 def events_channel(tenant_id: str) -> str:
@@ -536,6 +552,7 @@ class ReadStream(Message, service=SERVICE):
 __all__ = [
     "DELIVERY_STATES",
     "MAX_PAYLOAD_BYTES",
+    "PLATFORM_GROUP_PREFIX",
     "SERVICE",
     "AckEvent",
     "AckEvents",
@@ -567,6 +584,7 @@ __all__ = [
     "StreamPosition",
     "check_topic",
     "check_topic_patterns",
+    "check_user_group",
     "encode_payload",
     "events_channel",
     "topic_matcher",

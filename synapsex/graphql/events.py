@@ -334,6 +334,7 @@ class EventMutation:
         self, info: Ctx, input: CreateConsumerGroupInput
     ) -> ConsumerGroup:
         async def run(p: Principal) -> contract.ConsumerGroupView:
+            contract.check_user_group(input.name, "name")
             return await info.context.ask(
                 contract.CreateConsumerGroup(
                     tenant_id=p.tenant_id,
@@ -361,6 +362,7 @@ class EventMutation:
         self, info: Ctx, input: DeleteConsumerGroupInput
     ) -> ConsumerGroup:
         async def run(p: Principal) -> contract.ConsumerGroupView:
+            contract.check_user_group(input.name, "name")
             return await info.context.ask(
                 contract.DeleteConsumerGroup(tenant_id=p.tenant_id, name=input.name)
             )
@@ -377,6 +379,7 @@ class EventMutation:
     @strawberry.mutation(description="Lease up to `limit` events of a group, in commit order.")
     async def claim_events(self, info: Ctx, input: ClaimEventsInput) -> list[Delivery]:
         async def run(p: Principal) -> tuple[contract.DeliveryView, ...]:
+            contract.check_user_group(input.group, "group")
             if not 0 <= input.wait_seconds <= MAX_WAIT_SECONDS:  # audited, after auth and policy
                 raise InvalidInput("waitSeconds", f"must be between 0 and {MAX_WAIT_SECONDS:g}")
             message = contract.ClaimEvents(
@@ -401,6 +404,7 @@ class EventMutation:
     @strawberry.mutation(description="Ack a leased event: done, never delivered again.")
     async def ack_event(self, info: Ctx, input: AckEventInput) -> Delivery:
         async def run(p: Principal) -> contract.DeliveryView:
+            contract.check_user_group(input.group, "group")
             return await info.context.ask(
                 contract.AckEvent(
                     tenant_id=p.tenant_id,
@@ -415,6 +419,7 @@ class EventMutation:
     @strawberry.mutation(description="Ack up to 100 leased events; stale leases are reported.")
     async def ack_events(self, info: Ctx, input: AckEventsInput) -> AckEventsPayload:
         async def run(p: Principal) -> contract.AckResult:
+            contract.check_user_group(input.group, "group")
             return await info.context.ask(
                 contract.AckEvents(
                     tenant_id=p.tenant_id,
@@ -443,6 +448,7 @@ class EventMutation:
     @strawberry.mutation(description="Give a leased event back for a retry (or dead letter).")
     async def nack_event(self, info: Ctx, input: NackEventInput) -> Delivery:
         async def run(p: Principal) -> contract.DeliveryView:
+            contract.check_user_group(input.group, "group")
             return await info.context.ask(
                 contract.NackEvent(
                     tenant_id=p.tenant_id,
@@ -459,6 +465,7 @@ class EventMutation:
     @strawberry.mutation(description="Keep a lease longer: it expires this long from now.")
     async def extend_lease(self, info: Ctx, input: ExtendLeaseInput) -> Delivery:
         async def run(p: Principal) -> contract.DeliveryView:
+            contract.check_user_group(input.group, "group")
             return await info.context.ask(
                 contract.ExtendLease(
                     tenant_id=p.tenant_id,
@@ -476,6 +483,7 @@ class EventMutation:
         self, info: Ctx, input: RedriveDeadLettersInput
     ) -> DeadLettersPayload:
         async def run(p: Principal) -> contract.ChangedDeliveries:
+            contract.check_user_group(input.group, "group")
             ids = None if input.event_ids is None else tuple(str(i) for i in input.event_ids)
             return await info.context.ask(
                 contract.RedriveDeadLetters(tenant_id=p.tenant_id, group=input.group, event_ids=ids)
@@ -488,6 +496,7 @@ class EventMutation:
         self, info: Ctx, input: DeleteDeadLettersInput
     ) -> DeadLettersPayload:
         async def run(p: Principal) -> contract.ChangedDeliveries:
+            contract.check_user_group(input.group, "group")
             return await info.context.ask(
                 contract.DeleteDeadLetters(
                     tenant_id=p.tenant_id,

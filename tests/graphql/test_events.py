@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from synapsex.contracts.auth import CreateApiKey
-from synapsex.contracts.events import MAX_PAYLOAD_BYTES
+from synapsex.contracts.events import MAX_PAYLOAD_BYTES, CreateConsumerGroup
 from synapsex.runtime.testing import wait_until
 
 from .conftest import Caller
@@ -769,6 +769,32 @@ async def test_roles_viewers_read_members_consume_admins_manage(gateway):
     assert removed["deleteDeadLetters"]["eventIds"] == [mine["id"]]
     await admin.data(DELETE_GROUP, {"name": "members-group"})
     assert code(await admin.error(GROUP, {"name": "members-group"})) == "NOT_FOUND"
+
+
+async def test_platform_groups_can_be_read_but_not_created_consumed_or_deleted(gateway):
+    admin = gateway.acme  # the owner: no role may touch them
+    # a platform service's group of the tenant, as the webhook and billing services make them
+    await gateway.runtime.ask(
+        CreateConsumerGroup(tenant_id=admin.tenant_id, name="sx.webhooks", topics=("#",))
+    )
+    published = await publish(admin, "jobs.run")
+    pair = {"eventId": published["id"], "leaseId": "lse_x"}
+    lease = {"group": "sx.webhooks", **pair}
+    for query, variables, field in (
+        (CREATE_GROUP, {"input": {"name": "sx.mine", "topics": ["#"]}}, "name"),
+        (DELETE_GROUP, {"name": "sx.webhooks"}, "name"),
+        (CLAIM, {"input": {"group": "sx.webhooks"}}, "group"),
+        (ACK, {"input": lease}, "group"),
+        (ACK_MANY, {"input": {"group": "sx.webhooks", "leases": [pair]}}, "group"),
+        (NACK, {"input": lease}, "group"),
+        (EXTEND, {"input": lease | {"visibilityTimeoutSeconds": 5}}, "group"),
+        (REDRIVE, {"input": {"group": "sx.webhooks"}}, "group"),
+        (DELETE_DEAD, {"input": {"group": "sx.webhooks", "eventIds": [published["id"]]}}, "group"),
+    ):
+        error = await admin.error(query, variables)
+        assert code(error) == "FORBIDDEN", (query, error)
+        assert error["extensions"]["field"] == field
+    assert (await group(admin, "sx.webhooks"))["pending"] == 1  # untouched, and readable
 
 
 async def test_every_event_mutation_is_audited_with_its_outcome(gateway):
