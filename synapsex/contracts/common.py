@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from synapsex.contracts.errors import InvalidInput
@@ -58,3 +59,8 @@ def check_email(value: str, field: str = "email") -> None:
 def check_choice(value: str, choices: tuple[str, ...], field: str) -> None:
     if value not in choices:
         raise InvalidInput(field, f"must be one of {', '.join(choices)}")
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a time without an offset is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

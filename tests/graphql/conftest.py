@@ -3,6 +3,8 @@ on SQLite or PostgreSQL, and two bootstrapped tenants."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,12 +78,22 @@ async def bootstrap(runtime: Runtime, client: TestClient, name: str, plan: str) 
     return Caller(client, key.key, created.tenant.id, created.owner.id)
 
 
-@pytest.fixture
-async def gateway(tmp_path, db_environ, aiohttp_client) -> Gateway:
-    async with Runtime.embedded(data_dir=tmp_path, environ=db_environ) as runtime:
+@asynccontextmanager
+async def running_gateway(
+    tmp_path, environ, aiohttp_client, services: list[str] | None = None
+) -> AsyncIterator[Gateway]:
+    """The gateway over an embedded runtime (every service, or ``services``) with ``environ``,
+    and two bootstrapped tenants: Acme (pro) and Globex (free)."""
+    async with Runtime.embedded(data_dir=tmp_path, services=services, environ=environ) as runtime:
         app = create_app(runtime, GatewayConfig(heartbeat_seconds=5.0))
         client = await aiohttp_client(app)
         acme = await bootstrap(runtime, client, "Acme", "pro")
         globex = await bootstrap(runtime, client, "Globex", "free")
         yield Gateway(runtime=runtime, client=client, acme=acme, globex=globex)
         await client.close()
+
+
+@pytest.fixture
+async def gateway(tmp_path, db_environ, aiohttp_client) -> AsyncIterator[Gateway]:
+    async with running_gateway(tmp_path, db_environ, aiohttp_client) as gateway:
+        yield gateway

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from synapsex.actors.webhook.egress import ALLOW_PRIVATE_ENV
 from synapsex.actors.webhook.settings import RETRY_SCHEDULE_ENV
-from synapsex.graphql import GatewayConfig, create_app
-from synapsex.runtime import Runtime, new_id
+from synapsex.runtime import new_id
 from synapsex.runtime.testing import wait_until
 from tests.actors.webhook.receiver import Receiver
 
-from .conftest import Caller, Gateway, bootstrap
+from .conftest import Caller, Gateway, running_gateway
 from .events_support import publish
 
 #: how long a test waits for a delivery to settle
@@ -68,18 +66,6 @@ DELIVERIES = f"""query ($id: ID!, $status: WebhookDeliveryStatus) {{
 AUDIT = """{ auditRecords(first: 100) { edges { node {
   action resourceType resourceId outcome errorCode actor { memberId keyId }
 } } } }"""
-
-
-@asynccontextmanager
-async def running_gateway(tmp_path, environ, aiohttp_client) -> AsyncIterator[Gateway]:
-    """What the shared ``gateway`` fixture builds, with ``environ``."""
-    async with Runtime.embedded(data_dir=tmp_path, environ=environ) as runtime:
-        app = create_app(runtime, GatewayConfig(heartbeat_seconds=5.0))
-        client = await aiohttp_client(app)
-        acme = await bootstrap(runtime, client, "Acme", "pro")
-        globex = await bootstrap(runtime, client, "Globex", "free")
-        yield Gateway(runtime=runtime, client=client, acme=acme, globex=globex)
-        await client.close()
 
 
 @pytest.fixture
