@@ -1,4 +1,5 @@
-"""Custom scalars: ``JSON`` for free-form data, ``BigInt`` for counts beyond 32 bits.
+"""Custom scalars: ``JSON`` for free-form data, ``BigInt`` for counts beyond 32 bits,
+``Decimal`` for money (fields annotated ``decimal.Decimal``).
 
 Annotate fields with the ``NewType``s; :data:`SCALAR_MAP` (passed to the schema's config) says
 how each crosses the wire.
@@ -6,6 +7,7 @@ how each crosses the wire.
 
 from __future__ import annotations
 
+import decimal
 from typing import Any, NewType
 
 import strawberry
@@ -20,6 +22,20 @@ def _parse_big_int(value: Any) -> int:
     return int(value)
 
 
+def _parse_decimal(value: Any) -> decimal.Decimal:
+    """A string such as ``"2.50"`` (preferred) or an integer; a JSON float is read from its
+    shortest text form (``2.5`` is exactly ``2.5``), never from its binary value."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError('Decimal must be a string such as "2.50" or a number')
+    try:
+        parsed = decimal.Decimal(repr(value) if isinstance(value, float) else value)
+    except decimal.InvalidOperation:
+        raise ValueError(f"Decimal cannot be {value!r}") from None
+    if not parsed.is_finite():
+        raise ValueError("Decimal must be finite")
+    return parsed
+
+
 SCALAR_MAP = {
     JSON: strawberry.scalar(
         name="JSON",
@@ -32,5 +48,14 @@ SCALAR_MAP = {
         description="An integer that may exceed 32 bits (serialized as a JSON number).",
         serialize=int,
         parse_value=_parse_big_int,
+    ),
+    decimal.Decimal: strawberry.scalar(
+        name="Decimal",
+        description=(
+            'An exact decimal number, serialized as a string ("2.50"); money is USD. '
+            "Send strings; integers and JSON numbers are read from their text."
+        ),
+        serialize=lambda v: format(v, "f"),
+        parse_value=_parse_decimal,
     ),
 }

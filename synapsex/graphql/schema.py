@@ -20,6 +20,7 @@ from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
+from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
@@ -37,6 +38,7 @@ QUERIES: tuple[type, ...] = (
     AuditQuery,
     EventQuery,
     WebhookQuery,
+    ModelQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -44,6 +46,7 @@ MUTATIONS: tuple[type, ...] = (
     PolicyMutation,
     EventMutation,
     WebhookMutation,
+    ModelMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
 
