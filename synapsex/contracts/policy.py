@@ -26,7 +26,8 @@ verb ``read``, ``list``, ``get``, ``verify`` or ``check``         allow   allow 
 ``tenant.plan.update``, ``tenant.delete``, ``policy.set``,        deny    deny    deny   allow
 ``policy.delete``
 any other verb on ``tenant.member``, ``apikey`` or ``audit``      deny    deny    allow  allow
-(``tenant.member.add/remove/update``, ``apikey.create/revoke``)
+(``tenant.member.add/remove/update``, ``apikey.create/revoke``),
+and ``secret.reveal``, ``secret.delete``
 creation: verb ``create``, ``add``, ``publish`` or ``upload``     deny    allow   allow  allow
 (no specific owner yet)
 any other verb (a write), ``is_own_resource=True``                deny    allow   allow  allow
@@ -72,6 +73,12 @@ OWNER_ONLY_ACTIONS: dict[str, str] = {
     "tenant.delete": "Only owners can delete the tenant.",
     "policy.set": "Only owners can change policies.",
     "policy.delete": "Only owners can delete policies.",
+}
+#: actions only admins and owners may perform by default (whatever their resource's other
+#: verbs allow), with the reason shown to everyone else
+ADMIN_ONLY_ACTIONS: dict[str, str] = {
+    "secret.reveal": "Only admins and owners can reveal secret values.",
+    "secret.delete": "Only admins and owners can delete secrets.",
 }
 #: resources whose writes only admins and owners may perform by default, with the reason
 ADMIN_RESOURCES: dict[str, str] = {
@@ -183,7 +190,7 @@ def default_decision(role: str, action: str, *, is_own_resource: bool) -> Decisi
         if rank >= ROLE_RANK["owner"]:
             return _allow("Owners can do this.")
         return _deny(owner_only)
-    admin_only = ADMIN_RESOURCES.get(resource)
+    admin_only = ADMIN_ONLY_ACTIONS.get(action) or ADMIN_RESOURCES.get(resource)
     if admin_only is not None:
         if rank >= ROLE_RANK["admin"]:
             return _allow("Admins and owners can do this.")
@@ -286,6 +293,7 @@ class DeletePolicy(Message, service=SERVICE):
 
 
 __all__ = [
+    "ADMIN_ONLY_ACTIONS",
     "ADMIN_RESOURCES",
     "ALLOW",
     "CREATION_VERBS",

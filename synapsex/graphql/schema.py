@@ -23,6 +23,7 @@ from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
+from synapsex.graphql.secrets import SecretMutation, SecretQuery
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
 from synapsex.graphql.webhooks import WebhookMutation, WebhookQuery
 
@@ -39,6 +40,7 @@ QUERIES: tuple[type, ...] = (
     EventQuery,
     WebhookQuery,
     ModelQuery,
+    SecretQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -47,6 +49,7 @@ MUTATIONS: tuple[type, ...] = (
     EventMutation,
     WebhookMutation,
     ModelMutation,
+    SecretMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
 

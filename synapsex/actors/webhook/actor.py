@@ -44,8 +44,8 @@ from cachetools import LRUCache
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
-from synapsex.config import load_master_key
-from synapsex.contracts.common import Page
+from synapsex.config import SealError, load_master_key
+from synapsex.contracts.common import Page, as_utc
 from synapsex.contracts.errors import Conflict, ContractError, NotFound
 from synapsex.contracts.events import (
     AckEvents,
@@ -58,6 +58,7 @@ from synapsex.contracts.events import (
     events_channel,
     topic_matcher,
 )
+from synapsex.contracts.keys import ResealProgress, ResealWebhookSecrets
 from synapsex.contracts.webhooks import (
     ROTATION_OVERLAP_SECONDS,
     SERVICE,
@@ -418,6 +419,53 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         await row.save()
         return SubscriptionWithSecret(subscription=subscription_view(row), secret=secret)
 
+    @handler(concurrent=True)  # one conditional update per subscription
+    async def reseal(self, msg: ResealWebhookSecrets) -> ResealProgress:
+        """Master key rotation: seal a batch of subscriptions' secrets again under the current
+        key. A row is written only if its sealed secrets are still the ones read, so a secret
+        rotated meanwhile is never overwritten (it is counted and left to the next pass)."""
+        query = WebhookSubscription.all().order_by("id").limit(msg.limit)
+        if msg.after is not None:
+            query = query.filter(id__gt=msg.after)
+        rows = await query
+        examined = resealed = changed = unreadable = 0
+        for row in rows:
+            context = f"webhook-secret:{row.id}"
+            fresh: dict[str, str] = {}
+            for column in ("secret_sealed", "previous_secret_sealed"):
+                token = getattr(row, column)
+                if token is None:
+                    continue
+                examined += 1
+                try:
+                    new = self._key.reseal(token, context=context)
+                except SealError as exc:
+                    unreadable += 1
+                    log.error(
+                        "webhook secret does not open", subscription_id=row.id, reason=exc.reason
+                    )
+                    continue
+                if new is not None:
+                    fresh[column] = new
+            if not fresh:
+                continue
+            done = await WebhookSubscription.filter(
+                id=row.id,
+                secret_sealed=row.secret_sealed,
+                previous_secret_sealed=row.previous_secret_sealed,
+            ).update(**fresh)
+            resealed += len(fresh) if done else 0
+            changed += 0 if done else 1
+        return ResealProgress(
+            service=SERVICE,
+            key_id=self._key.key_id,
+            examined=examined,
+            resealed=resealed,
+            changed_meanwhile=changed,
+            unreadable=unreadable,
+            next_after=rows[-1].id if len(rows) == msg.limit else None,
+        )
+
     @handler(read_only=True)
     async def get(self, msg: GetWebhookSubscription) -> WebhookSubscriptionView:
         return subscription_view(await self._subscription(msg.tenant_id, msg.id))
@@ -469,7 +517,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
     async def replay_events(self, msg: ReplayWebhookEvents) -> int:
         sub = await self._subscription(msg.tenant_id, msg.subscription_id)
         matches = topic_matcher(json.loads(sub.event_types))
-        since = msg.since if msg.since.tzinfo else msg.since.replace(tzinfo=UTC)
+        since = as_utc(msg.since)
         rows: list[dict[str, Any]] = []
         after = None
         while True:
