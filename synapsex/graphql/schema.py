@@ -18,6 +18,7 @@ from strawberry.types import ExecutionResult
 
 from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
+from synapsex.graphql.billing import BillingMutation, BillingQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.models import ModelMutation, ModelQuery
@@ -41,6 +42,7 @@ QUERIES: tuple[type, ...] = (
     WebhookQuery,
     ModelQuery,
     SecretQuery,
+    BillingQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -50,6 +52,7 @@ MUTATIONS: tuple[type, ...] = (
     WebhookMutation,
     ModelMutation,
     SecretMutation,
+    BillingMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
 
