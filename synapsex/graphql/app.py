@@ -1,7 +1,8 @@
 """The aiohttp application: ``/graphql``, ``/healthz``, ``/readyz``, ``/metrics``.
 
 Every request gets a request id (``X-Request-Id`` in the response) and one structured log line:
-request id, method, path, operation, tenant, status, outcome and duration.
+request id, method, path, operation, tenant, trace id, status, outcome and duration. GraphQL
+requests over HTTP are traced (``traceparent`` in and out; see :mod:`synapsex.graphql.tracing`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from synapsex.graphql import keys
 from synapsex.graphql.metrics import RequestMetrics
 from synapsex.graphql.schema import build_schema
+from synapsex.graphql.tracing import request_tracing
 from synapsex.graphql.view import GatewayView
 from synapsex.runtime import Runtime, new_id
 
@@ -69,6 +71,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
             path=request.path,
             operation=operation,
             tenant_id=ctx.tenant_id if ctx else None,
+            trace_id=ctx.trace_id if ctx else None,
             status=status,
             outcome=outcome,
             duration_ms=round(elapsed * 1000, 3),
@@ -96,7 +99,10 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(runtime: Runtime, config: GatewayConfig | None = None) -> web.Application:
     """The gateway application over a started (or about to start) runtime."""
     config = config or GatewayConfig()
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[request_log])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[request_log, request_tracing(runtime.spans)],
+    )
     app[RUNTIME_KEY] = runtime
     app[METRICS_KEY] = RequestMetrics()
     view = GatewayView(

@@ -8,7 +8,7 @@ from typing import Any
 from synapsex.contracts import Message
 from synapsex.contracts.auth import Authenticate, Principal
 from synapsex.contracts.errors import Unauthenticated
-from synapsex.runtime import Runtime, new_id
+from synapsex.runtime import Runtime, TraceScope, current_scope, new_id
 
 
 def bearer_key(authorization: str | None) -> str | None:
@@ -24,7 +24,10 @@ def bearer_key(authorization: str | None) -> str | None:
 @dataclass(eq=False)
 class GatewayContext:
     """One HTTP request, or one WebSocket connection (Strawberry builds the context once per
-    socket; the principal is checked at ``connection_init``)."""
+    socket; the principal is checked at ``connection_init``).
+
+    A traced HTTP request (see :mod:`synapsex.graphql.tracing`) is built inside its trace
+    scope: ``trace_scope`` is that scope and ``trace_id`` its trace id."""
 
     runtime: Runtime
     authorization: str | None = None
@@ -36,6 +39,12 @@ class GatewayContext:
     #: the WebSocket ``connection_init`` payload (Strawberry sets it)
     connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
+    #: the request's trace, when it is traced
+    trace_scope: TraceScope | None = field(default_factory=current_scope.get)
+
+    def __post_init__(self) -> None:
+        if self.trace_scope is not None:
+            self.trace_id = self.trace_scope.trace_id
 
     async def principal(self) -> Principal:
         """The authenticated caller; :class:`Unauthenticated` when the key is missing or bad.

@@ -87,7 +87,11 @@ class GatewayExtension(SchemaExtension):
     errors of each result, single or streamed, with :func:`to_graphql_error`.
 
     A failure before execution (a syntax error, a token limit) escapes ``on_operation``, so the
-    gateway's schema also rewrites what ``execute`` returns (see ``schema.GatewaySchema``)."""
+    gateway's schema also rewrites what ``execute`` returns (see ``schema.GatewaySchema``).
+
+    A traced request's result carries ``extensions.traceId``, errors or not: Strawberry asks
+    every extension for its results on every result it returns (``get_results``), including
+    the ones of failures before execution."""
 
     def __init__(self, *, max_tokens: int, validation_rules: Sequence[type[ASTValidationRule]]):
         self.max_tokens = max_tokens
@@ -106,6 +110,10 @@ class GatewayExtension(SchemaExtension):
     def on_stream_result(self, result: Any) -> Iterator[None]:
         rewrite_errors(result, self.execution_context.context)
         yield
+
+    def get_results(self) -> dict[str, Any]:
+        scope = getattr(self.execution_context.context, "trace_scope", None)
+        return {"traceId": scope.trace_id} if scope is not None else {}
 
 
 def operation_label(execution_context: Any) -> str | None:

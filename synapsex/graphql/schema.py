@@ -25,6 +25,7 @@ from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.secrets import SecretMutation, SecretQuery
+from synapsex.graphql.telemetry import TelemetryMutation, TelemetryQuery
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
 from synapsex.graphql.webhooks import WebhookMutation, WebhookQuery
 
@@ -40,6 +41,7 @@ QUERIES: tuple[type, ...] = (
     AuditQuery,
     EventQuery,
     WebhookQuery,
+    TelemetryQuery,
     ModelQuery,
     SecretQuery,
     BillingQuery,
@@ -50,6 +52,7 @@ MUTATIONS: tuple[type, ...] = (
     PolicyMutation,
     EventMutation,
     WebhookMutation,
+    TelemetryMutation,
     ModelMutation,
     SecretMutation,
     BillingMutation,

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,11 +26,11 @@ from strawberry.types import ExecutionResult
 from synapsex.contracts.errors import ContractError
 from synapsex.graphql import keys
 from synapsex.graphql.context import GatewayContext
+from synapsex.graphql.tracing import parse_traceparent
 from synapsex.runtime import Runtime, new_id
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def response_media_type(accept: str | None) -> str:
@@ -45,16 +44,6 @@ def response_media_type(accept: str | None) -> str:
         if media in (JSON, "application/*", "*/*"):
             return JSON
     return JSON
-
-
-def trace_id_from(traceparent: str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` header, or ``None`` when absent or malformed."""
-    if not traceparent:
-        return None
-    match = _TRACEPARENT.match(traceparent.strip().lower())
-    if not match or match.group(1) == "0" * 32:
-        return None
-    return match.group(1)
 
 
 class GatewayView(GraphQLView[GatewayContext, None]):
@@ -77,7 +66,10 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             runtime=self.runtime,
             authorization=request.headers.get("Authorization"),
             request_id=request.get(keys.REQUEST_ID) or new_id("req"),
-            trace_id=trace_id_from(request.headers.get("traceparent")),
+            # when tracing is on, the request's trace scope supersedes this (see context.py)
+            trace_id=getattr(
+                parse_traceparent(request.headers.get("traceparent")), "trace_id", None
+            ),
         )
         request[keys.CONTEXT] = context
         return context

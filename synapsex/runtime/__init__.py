@@ -15,6 +15,15 @@ from synapsex.runtime.lane import Lane
 from synapsex.runtime.metrics import ActorStatistics, render_prometheus
 from synapsex.runtime.persistence import ServiceDatabase
 from synapsex.runtime.registry import load_service, load_services, service_names
+from synapsex.runtime.spans import (
+    SpanBuffer,
+    SpanRecord,
+    SpanStatistics,
+    TraceScope,
+    current_scope,
+    new_span_id,
+    new_trace_id,
+)
 from synapsex.runtime.supervisor import Backoff, SupervisorPolicy
 from synapsex.runtime.system import PendingMigrations, Runtime, RuntimeState
 
@@ -35,14 +44,21 @@ __all__ = [
     "Runtime",
     "RuntimeState",
     "ServiceDatabase",
+    "SpanBuffer",
+    "SpanRecord",
+    "SpanStatistics",
     "SupervisorPolicy",
     "SystemClock",
+    "TraceScope",
     "UnknownService",
     "current_envelope",
+    "current_scope",
     "handler",
     "load_service",
     "load_services",
     "new_id",
+    "new_span_id",
+    "new_trace_id",
     "render_prometheus",
     "service_names",
 ]

@@ -11,6 +11,10 @@ How a handler's outcome is answered:
 * a :class:`ContractError` is the ask's answer (a tell's is logged) and the actor keeps running;
 * any other exception answers the ask with :class:`ServiceFailure` and ends the loop with
   :class:`Crash`, which the supervisor handles (dead letter or retry, then restart).
+
+Each handled message is timed; a traced one (see :mod:`synapsex.runtime.spans`) also becomes a
+span, status ``ERROR`` with the error's code when the handler raised (``INTERNAL`` for a crash,
+``UNAVAILABLE`` when a stop cut it short), appended without waiting.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from synapsex.runtime.actor import Actor, ActorSpec
 from synapsex.runtime.envelope import Envelope, current_envelope
 from synapsex.runtime.mailbox import Mailbox
 from synapsex.runtime.metrics import ActorStatistics, Counters
+from synapsex.runtime.spans import SpanRecord
 
 if TYPE_CHECKING:
     from synapsex.runtime.deadletters import DeadLetterStore
@@ -71,6 +76,8 @@ class Cell:
         self.spec: ActorSpec = actor_cls.actor_spec
         self.service = self.spec.service
         self.runtime = runtime
+        #: where the spans of traced messages go (see :mod:`synapsex.runtime.spans`)
+        self.spans = runtime.spans
         self.db = db
         self.dead_letters = dead_letters
         self.mailbox = Mailbox(self.service, self.spec.mailbox_capacity)
@@ -238,11 +245,13 @@ class Cell:
             return
         token = current_envelope.set(envelope)
         started = time.perf_counter()
+        error_code: str | None = None
         try:
             if method is None:
                 raise LookupError(f"{self.service} has no handler for {type(envelope.message)}")
             result = await method(envelope.message)
         except ContractError as exc:
+            error_code = exc.code
             counters.handled += 1
             counters.errors += 1
             if reply is None:
@@ -250,11 +259,13 @@ class Cell:
             elif not reply.done():
                 reply.set_exception(exc)
         except asyncio.CancelledError:
+            error_code = Unavailable.code
             self.interrupted = envelope
             if reply is not None and not reply.done():
                 reply.set_exception(Unavailable(f"{self.service} stopped", service=self.service))
             raise
         except Exception as exc:
+            error_code = ServiceFailure.code
             counters.failed += 1
             log.exception("handler failed", error=f"{type(exc).__name__}: {exc}")
             if reply is not None and not reply.done():
@@ -270,8 +281,33 @@ class Cell:
             if reply is not None and not reply.done():
                 reply.set_result(result)
         finally:
-            counters.handling_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            counters.handling_seconds += elapsed
             current_envelope.reset(token)
+            if envelope.traced and self.spans.traces(self.service):
+                self._record_span(envelope, elapsed, error_code)
+
+    def _record_span(self, envelope: Envelope, elapsed: float, error_code: str | None) -> None:
+        """Hand the span of a handled message to its request (or the buffer); never waits."""
+        span = SpanRecord(
+            trace_id=envelope.trace(),
+            span_id=envelope.span(),
+            parent_span_id=envelope.parent_span_id,
+            service=self.service,
+            name=type(envelope.message).__name__,
+            started_at=time.time() - elapsed,
+            duration=elapsed,
+            error_code=error_code,
+            attributes={
+                "message.kind": "ask" if envelope.reply is not None else "tell",
+                "message.attempt": envelope.attempt,
+            },
+        )
+        scope = envelope.scope
+        if scope is None:
+            self.spans.offer(span)
+        else:
+            scope.record(span)
 
     async def _on_stop(self, instance: Actor) -> None:
         try:

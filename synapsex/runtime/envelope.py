@@ -10,6 +10,13 @@ from typing import Any
 
 from synapsex.config.logging import log_context
 from synapsex.contracts.message import Message
+from synapsex.runtime.spans import (
+    MAX_TRACE_HOPS,
+    TraceScope,
+    current_scope,
+    new_span_id,
+    new_trace_id,
+)
 
 _counter = itertools.count(1)
 _PROCESS = f"{random.getrandbits(32):08x}"
@@ -18,22 +25,16 @@ _PROCESS = f"{random.getrandbits(32):08x}"
 current_envelope: ContextVar[Any] = log_context
 
 
-def new_trace_id() -> str:
-    """A W3C trace id: 32 lower-case hex digits."""
-    return f"{random.getrandbits(128):032x}"
-
-
-def new_span_id() -> str:
-    """A W3C span id: 16 lower-case hex digits."""
-    return f"{random.getrandbits(64):016x}"
-
-
 class Envelope:
     """One message in flight. Not frozen: the runtime bumps ``attempt`` on retry.
 
     ``reply`` is the asker's future (``None`` for a tell); ``deadline`` is on the loop's clock;
     ``chain`` names the services waiting upstream in this call chain (for ask-cycle detection).
     Ids are kept as ints and formatted only when a log line or dead letter needs them.
+
+    Tracing (see :mod:`synapsex.runtime.spans`): ``traced`` says whether handling this message is
+    recorded as a span; ``scope`` is the request it was sent for (``None`` outside requests);
+    ``hops`` counts the messages between it and the start of its trace.
     """
 
     __slots__ = (
@@ -42,13 +43,16 @@ class Envelope:
         "chain",
         "correlation_id",
         "deadline",
+        "hops",
         "message",
         "parent_span_id",
         "reply",
+        "scope",
         "sender",
         "service",
         "span_id",
         "trace_id",
+        "traced",
     )
 
     def __init__(
@@ -72,15 +76,29 @@ class Envelope:
         self.attempt = 1
         self.span_id: str | None = None  # made when first needed
         if parent is None:
-            self.trace_id = trace_id
+            scope = current_scope.get()
+            self.scope: TraceScope | None = scope
             self.correlation_id = correlation_id
-            self.parent_span_id: str | None = None
             self.chain: tuple[str, ...] = ()
+            self.hops = 0
+            if scope is not None:  # sent for a gateway request: its first hop
+                self.trace_id = scope.trace_id
+                self.parent_span_id: str | None = scope.span_id
+                self.traced = scope.is_open
+            else:
+                self.trace_id = trace_id
+                self.parent_span_id = None
+                self.traced = trace_id is not None
         else:
+            scope = self.scope = parent.scope
             self.trace_id = parent.trace_id or trace_id
             self.correlation_id = parent.correlation_id or parent.message_id
             self.parent_span_id = parent.span()
             self.chain = (*parent.chain, parent.service)
+            self.hops = parent.hops + 1
+            self.traced = (
+                parent.traced and self.hops <= MAX_TRACE_HOPS and (scope is None or scope.is_open)
+            )
 
     @property
     def message_id(self) -> str:

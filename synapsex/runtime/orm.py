@@ -55,7 +55,7 @@ async def paginate(
     return Page(
         items=items,
         has_next_page=len(rows) > first,
-        end_cursor=rows[:first][-1].id if items else None,  # type: ignore[attr-defined]
+        end_cursor=str(rows[:first][-1].id) if items else None,  # type: ignore[attr-defined]
     )
 
 

@@ -45,6 +45,7 @@ from synapsex.runtime.errors import AskCycle
 from synapsex.runtime.metrics import ActorStatistics, render_prometheus
 from synapsex.runtime.persistence import ServiceDatabase
 from synapsex.runtime.registry import load_services
+from synapsex.runtime.spans import SpanBuffer, tracing_enabled
 from synapsex.runtime.supervisor import Supervisor, SupervisorPolicy
 
 log = structlog.get_logger("synapsex.runtime")
@@ -87,9 +88,12 @@ class Runtime:
         ask_timeout: float = DEFAULT_ASK_TIMEOUT,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         migrate: bool | None = None,
+        spans: SpanBuffer | None = None,
     ) -> None:
         """``migrate``: ``True`` applies pending migrations, ``False`` refuses to start with
-        any, ``None`` applies them on SQLite and refuses on PostgreSQL."""
+        any, ``None`` applies them on SQLite and refuses on PostgreSQL. ``spans``: where traced
+        messages are recorded (default: a buffer of 10,000, on unless ``SYNAPSEX_TRACING`` is
+        false)."""
         names = [a.actor_spec.service for a in actors]
         if len(set(names)) != len(names):
             raise ValueError(f"a service appears twice: {names}")
@@ -112,6 +116,12 @@ class Runtime:
         self._stop_task: asyncio.Task[None] | None = None
         #: live in-process streams (subscriptions) beside the mailboxes
         self.broadcast = Broadcast()
+        #: spans of traced messages, waiting for the observability-service to store them
+        self.spans = (
+            spans
+            if spans is not None
+            else SpanBuffer(enabled=tracing_enabled(self.settings.environ))
+        )
 
     @classmethod
     def embedded(
@@ -429,5 +439,5 @@ class Runtime:
         return [c.statistics() for c in self._cells.values()]
 
     def metrics_text(self) -> str:
-        """Per-actor metrics in the Prometheus text format."""
-        return render_prometheus(self.statistics())
+        """Per-actor metrics and the span buffer's counters in the Prometheus text format."""
+        return render_prometheus(self.statistics()) + self.spans.render_prometheus()

@@ -64,9 +64,10 @@ async def test_serve_runs_the_gateway_and_stops_gracefully_on_sigterm(tmp_path):
                 json={"query": "{ me { role tenant { name } } }"},
                 headers={"Authorization": f"Bearer {key}"},
             )
-            assert await response.json() == {
-                "data": {"me": {"role": "OWNER", "tenant": {"name": "Live"}}}
-            }
+            body = await response.json()
+            assert body["data"] == {"me": {"role": "OWNER", "tenant": {"name": "Live"}}}
+            trace_id = body["extensions"]["traceId"]
+            assert response.headers["traceparent"].split("-")[1] == trace_id
         proc.send_signal(signal.SIGTERM)
         await read_until(proc, "runtime stopped")
         assert await asyncio.wait_for(proc.wait(), 30) == 0

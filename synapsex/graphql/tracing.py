@@ -1,0 +1,135 @@
+"""Request tracing at the gateway: W3C ``traceparent`` in and out, and the request's root span.
+
+Every HTTP request to ``/graphql`` starts a trace, or continues the one its ``traceparent``
+header names when the header is valid (W3C Trace Context: ``version-traceid-parentid-flags``;
+an invalid header is ignored and a new trace starts). The request's own span is the root of what
+it causes: each message the resolvers send carries the trace, and the runtime records a span per
+message handled (see :mod:`synapsex.runtime.spans`). The response carries a ``traceparent``
+naming the request's span, and its GraphQL ``extensions.traceId`` (see ``GatewayExtension``).
+
+WebSocket connections are not traced (a connection lives for hours; its operations are not
+requests). With ``SYNAPSEX_TRACING=false`` nothing here runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from aiohttp import web
+
+from synapsex.graphql import keys
+from synapsex.runtime import SpanBuffer, SpanRecord, TraceScope, current_scope
+
+GATEWAY_SERVICE = "api-gateway"
+TRACEPARENT = "traceparent"
+
+_HEX2 = re.compile(r"[0-9a-f]{2}")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_PARENT_ID = re.compile(r"[0-9a-f]{16}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class TraceParent(NamedTuple):
+    trace_id: str
+    parent_id: str
+    flags: int
+
+
+def parse_traceparent(header: str | None) -> TraceParent | None:
+    """The fields of a valid W3C ``traceparent`` header, else ``None``.
+
+    Version ``00`` is exactly ``00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>``; a higher
+    version (not ``ff``) is read by its first four fields and may carry more after a ``-``, as
+    the specification asks. Hex digits are lower case; an all-zero trace or parent id is
+    invalid."""
+    if not header:
+        return None
+    value = header.strip(" \t")
+    version = value[:2]
+    if not _HEX2.fullmatch(version) or version == "ff":
+        return None
+    if version == "00" and len(value) != 55:
+        return None
+    if len(value) < 55 or (len(value) > 55 and value[55] != "-"):
+        return None
+    if value[2] != "-" or value[35] != "-" or value[52] != "-":
+        return None
+    trace_id, parent_id, flags = value[3:35], value[36:52], value[53:55]
+    if not _TRACE_ID.fullmatch(trace_id) or trace_id == "0" * 32:
+        return None
+    if not _PARENT_ID.fullmatch(parent_id) or parent_id == "0" * 16:
+        return None
+    if not _HEX2.fullmatch(flags):
+        return None
+    return TraceParent(trace_id, parent_id, int(flags, 16))
+
+
+def format_traceparent(trace_id: str, span_id: str, *, sampled: bool = True) -> str:
+    """A version ``00`` ``traceparent`` value."""
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def request_tracing(spans: SpanBuffer) -> Callable[[web.Request, Handler], Awaitable]:
+    """The middleware that traces ``/graphql`` requests into ``spans``."""
+
+    @web.middleware
+    async def trace_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not spans.enabled or request.path != "/graphql" or _is_websocket(request):
+            return await handler(request)
+        incoming = parse_traceparent(request.headers.get(TRACEPARENT))
+        scope = TraceScope(
+            spans,
+            trace_id=incoming.trace_id if incoming else None,
+            parent_span_id=incoming.parent_id if incoming else None,
+        )
+        token = current_scope.set(scope)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers[TRACEPARENT] = format_traceparent(scope.trace_id, scope.span_id)
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers[TRACEPARENT] = format_traceparent(scope.trace_id, scope.span_id)
+            raise
+        finally:
+            current_scope.reset(token)
+            _close(scope, request, status, time.perf_counter() - started)
+
+    return trace_request
+
+
+def _close(scope: TraceScope, request: web.Request, status: int, elapsed: float) -> None:
+    """Record the request's root span and hand its spans over, owned by the caller's tenant."""
+    ctx = request.get(keys.CONTEXT)
+    codes = ctx.error_codes if ctx is not None else []
+    error_code = codes[0] if codes else (f"HTTP_{status}" if status >= 400 else None)
+    name = (ctx.operation_name if ctx is not None else None) or f"{request.method} {request.path}"
+    root = SpanRecord(
+        trace_id=scope.trace_id,
+        span_id=scope.span_id,
+        parent_span_id=scope.parent_span_id,
+        service=GATEWAY_SERVICE,
+        name=name[:200],
+        started_at=time.time() - elapsed,
+        duration=elapsed,
+        error_code=error_code,
+        attributes={
+            "http.request.method": request.method,
+            "url.path": request.path,
+            "http.response.status_code": status,
+            "request.id": request.get(keys.REQUEST_ID),
+        },
+    )
+    scope.close(root, ctx.tenant_id if ctx is not None else None)
