@@ -27,6 +27,7 @@ bench: venv
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/event_bus.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/telemetry_overhead.py
 
 lint: venv
 	$(BIN)/ruff check .
