@@ -17,7 +17,7 @@ from aiohttp import web
 from synapsex.graphql import keys
 from synapsex.graphql.metrics import RequestMetrics
 from synapsex.graphql.schema import build_schema
-from synapsex.graphql.tracing import request_tracing
+from synapsex.graphql.tracing import TRACEPARENT, start_trace
 from synapsex.graphql.view import GatewayView
 from synapsex.runtime import Runtime, new_id
 
@@ -44,6 +44,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = new_id("req")
     request[keys.REQUEST_ID] = request_id
+    trace = start_trace(request.app[RUNTIME_KEY].spans, request)
     started = time.perf_counter()
     status = 500
     try:
@@ -51,12 +52,18 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         status = response.status
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
+            if trace is not None:
+                response.headers[TRACEPARENT] = trace.header()
         return response
     except web.HTTPException as exc:
         status = exc.status
+        if trace is not None:
+            exc.headers[TRACEPARENT] = trace.header()
         raise
     finally:
         elapsed = time.perf_counter() - started
+        if trace is not None:
+            trace.end(request, status, elapsed)
         ctx = request.get(keys.CONTEXT)
         operation = (ctx.operation_name if ctx else None) or "-"
         outcome = (ctx.error_codes[0] if ctx and ctx.error_codes else None) or (
@@ -101,7 +108,7 @@ def create_app(runtime: Runtime, config: GatewayConfig | None = None) -> web.App
     config = config or GatewayConfig()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_log, request_tracing(runtime.spans)],
+        middlewares=[request_log],
     )
     app[RUNTIME_KEY] = runtime
     app[METRICS_KEY] = RequestMetrics()

@@ -77,37 +77,40 @@ def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def request_tracing(spans: SpanBuffer) -> Callable[[web.Request, Handler], Awaitable]:
-    """The middleware that traces ``/graphql`` requests into ``spans``."""
+class RequestTrace:
+    """A traced request in progress: its scope, entered in the request's task."""
 
-    @web.middleware
-    async def trace_request(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not spans.enabled or request.path != "/graphql" or _is_websocket(request):
-            return await handler(request)
-        incoming = parse_traceparent(request.headers.get(TRACEPARENT))
-        scope = TraceScope(
+    __slots__ = ("scope", "token")
+
+    def __init__(self, scope: TraceScope) -> None:
+        self.scope = scope
+        self.token = current_scope.set(scope)
+
+    def header(self) -> str:
+        """The ``traceparent`` the response carries: the request's own span."""
+        return format_traceparent(self.scope.trace_id, self.scope.span_id)
+
+    def end(self, request: web.Request, status: int, elapsed: float) -> None:
+        """Leave the scope and hand the request's spans over (with its root span)."""
+        current_scope.reset(self.token)
+        _close(self.scope, request, status, elapsed)
+
+
+def start_trace(spans: SpanBuffer, request: web.Request) -> RequestTrace | None:
+    """Trace ``request`` when tracing is on and it is GraphQL over HTTP (``/graphql``, not a
+    WebSocket): continue its valid ``traceparent``, else start a new trace. The gateway's one
+    middleware calls it (and :meth:`RequestTrace.end`), rather than a middleware of its own:
+    each aiohttp middleware costs every request a wrapper."""
+    if not spans.enabled or request.path != "/graphql" or _is_websocket(request):
+        return None
+    incoming = parse_traceparent(request.headers.get(TRACEPARENT))
+    return RequestTrace(
+        TraceScope(
             spans,
             trace_id=incoming.trace_id if incoming else None,
             parent_span_id=incoming.parent_id if incoming else None,
         )
-        token = current_scope.set(scope)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            if not response.prepared:
-                response.headers[TRACEPARENT] = format_traceparent(scope.trace_id, scope.span_id)
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            exc.headers[TRACEPARENT] = format_traceparent(scope.trace_id, scope.span_id)
-            raise
-        finally:
-            current_scope.reset(token)
-            _close(scope, request, status, time.perf_counter() - started)
-
-    return trace_request
+    )
 
 
 def _close(scope: TraceScope, request: web.Request, status: int, elapsed: float) -> None:

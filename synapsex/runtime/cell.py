@@ -31,7 +31,7 @@ from synapsex.runtime.actor import Actor, ActorSpec
 from synapsex.runtime.envelope import Envelope, current_envelope
 from synapsex.runtime.mailbox import Mailbox
 from synapsex.runtime.metrics import ActorStatistics, Counters
-from synapsex.runtime.spans import SpanRecord
+from synapsex.runtime.spans import SpanRecord, message_attributes
 
 if TYPE_CHECKING:
     from synapsex.runtime.deadletters import DeadLetterStore
@@ -289,6 +289,9 @@ class Cell:
 
     def _record_span(self, envelope: Envelope, elapsed: float, error_code: str | None) -> None:
         """Hand the span of a handled message to its request (or the buffer); never waits."""
+        attributes, attributes_json = message_attributes(
+            "ask" if envelope.reply is not None else "tell", envelope.attempt
+        )
         span = SpanRecord(
             trace_id=envelope.trace(),
             span_id=envelope.span(),
@@ -298,10 +301,8 @@ class Cell:
             started_at=time.time() - elapsed,
             duration=elapsed,
             error_code=error_code,
-            attributes={
-                "message.kind": "ask" if envelope.reply is not None else "tell",
-                "message.attempt": envelope.attempt,
-            },
+            attributes=attributes,
+            attributes_json=attributes_json,
         )
         scope = envelope.scope
         if scope is None:

@@ -25,6 +25,8 @@ Design choices:
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -69,14 +71,25 @@ def tracing_enabled(environ: Mapping[str, str]) -> bool:
     raise ConfigError(TRACING_ENV, f"{text!r} is not true or false")
 
 
+@functools.lru_cache(maxsize=64)
+def message_attributes(kind: str, attempt: int) -> tuple[dict[str, Any], str]:
+    """The attributes of a handled message's span and their JSON, made once per kind and
+    attempt and shared by every such span (never change the dict)."""
+    attributes = {"message.kind": kind, "message.attempt": attempt}
+    return attributes, json.dumps(attributes, separators=(",", ":"))
+
+
 class SpanRecord:
     """One finished span. Times are epoch seconds (start) and seconds (duration).
 
     ``attributes`` hold safe metadata only (the message kind, the attempt, HTTP facts), never a
-    message's fields. ``tenant_id`` is ``None`` for platform-level work."""
+    message's fields; ``attributes_json`` is their JSON when it is known already (the shared
+    attributes of :func:`message_attributes`). ``tenant_id`` is ``None`` for platform-level
+    work."""
 
     __slots__ = (
         "attributes",
+        "attributes_json",
         "duration",
         "error_code",
         "name",
@@ -102,6 +115,7 @@ class SpanRecord:
         error_code: str | None = None,
         attributes: dict[str, Any] | None = None,
         tenant_id: str | None = None,
+        attributes_json: str | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -113,6 +127,7 @@ class SpanRecord:
         self.status = ERROR if error_code else OK
         self.error_code = error_code
         self.attributes = attributes or {}
+        self.attributes_json = attributes_json
         self.tenant_id = tenant_id
 
     def __repr__(self) -> str:
