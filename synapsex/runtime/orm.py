@@ -7,16 +7,19 @@ caller can act on.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from synapsex.contracts.common import Page
 from synapsex.contracts.errors import Conflict, NotFound
@@ -80,6 +83,68 @@ async def execute_many(client: BaseDBAsyncClient, sql: str, rows: list[list[Any]
     """
     if client.capabilities.dialect == "postgres":
         async with client.acquire_connection() as connection:
-            await connection.executemany(sql, rows)
+            try:
+                await connection.executemany(sql, rows)
+            except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+                raise IntegrityError(exc) from exc  # as Tortoise raises it on both engines
     else:
         await client.execute_many(sql, rows)
+
+
+#: rows per SQLite statement in :func:`insert_rows` (its limit is 32,766 variables)
+SQLITE_ROWS_PER_INSERT = 500
+
+
+async def insert_rows(
+    client: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    rows: list[list[Any]],
+    *,
+    on_conflict: str = "",
+) -> None:
+    """``INSERT`` many rows, atomically, the way each engine does it cheapest.
+
+    On SQLite: multi-row ``INSERT … VALUES (…), (…)`` statements of up to
+    :data:`SQLITE_ROWS_PER_INSERT` rows. A row-by-row ``executemany`` steps once per row, and
+    Python's sqlite3 gives the GIL up and takes it back at every step: the database thread and
+    the event loop then trade the GIL once per row (measured: a span insert cost twice as much
+    that way under load). On PostgreSQL: asyncpg's ``executemany`` (one pipelined exchange).
+    ``on_conflict`` is appended as is (e.g. ``"ON CONFLICT (a, b) DO NOTHING"``)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if client.capabilities.dialect != "sqlite":
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        await execute_many(
+            client, f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}", rows
+        )
+        return
+    chunks = [
+        rows[start : start + SQLITE_ROWS_PER_INSERT]
+        for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT)
+    ]
+    if len(chunks) == 1:  # one statement is atomic by itself
+        await _insert_chunk(client, table, names, len(columns), chunks[0], on_conflict)
+        return
+    async with in_transaction(client.connection_name) as conn:  # all or none
+        for chunk in chunks:
+            await _insert_chunk(conn, table, names, len(columns), chunk, on_conflict)
+
+
+async def _insert_chunk(
+    client: BaseDBAsyncClient,
+    table: str,
+    names: str,
+    width: int,
+    chunk: list[list[Any]],
+    on_conflict: str,
+) -> None:
+    sql = _sqlite_insert(table, names, width, len(chunk), on_conflict)
+    await client.execute_query(sql, [value for row in chunk for value in row])
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert(table: str, names: str, width: int, count: int, on_conflict: str) -> str:
+    row = f"({', '.join('?' * width)})"
+    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)} {on_conflict}"

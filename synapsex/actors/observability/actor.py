@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -39,7 +38,7 @@ from synapsex.contracts.telemetry import (
     TraceView,
 )
 from synapsex.runtime import Actor, Lane, SpanRecord, handler
-from synapsex.runtime.orm import execute_many, numbered_placeholders, paginate
+from synapsex.runtime.orm import insert_rows, paginate
 
 from .internal import StoreSpans
 from .models import TelemetryEvent
@@ -73,18 +72,6 @@ _COLUMNS = (
 )
 #: compact JSON (one encoder: ``json.dumps`` with options builds a new one per call)
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
-_INSERT_SQL = (
-    f"INSERT INTO telemetry_events ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
-)
-
-
-@functools.lru_cache(maxsize=8)
-def _rows_insert(n: int) -> str:
-    """One SQLite ``INSERT`` of ``n`` rows (``n`` at most :data:`BATCH`: 12 values a row stay far
-    below SQLite's 32,766 variables)."""
-    row = f"({', '.join('?' * len(_COLUMNS))})"
-    return f"INSERT INTO telemetry_events ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * n)}"
 
 
 def _now_us() -> int:
@@ -143,7 +130,6 @@ class ObservabilityActor(
         self._spans.untrace(SERVICE)
         sqlite = self.actor_db is not None and self.actor_db.config.is_sqlite
         self._sqlite = sqlite
-        self._insert_sql = _INSERT_SQL if sqlite else numbered_placeholders(_INSERT_SQL)
         self._storer = Lane(runtime, StoreSpans)
         self._ticker = asyncio.create_task(self._tick(), name="observability-tick")
         task = asyncio.current_task()
@@ -179,13 +165,13 @@ class ObservabilityActor(
         dropped and counted (telemetry never takes the service down)."""
         while batch := self._spans.take(BATCH):
             rows = [span_row(span) for span in batch]
-            client = self.actor_db.client()  # type: ignore[union-attr]
             try:
-                if self._sqlite:  # one statement of many rows: one step, one release of the GIL
-                    values = [value for row in rows for value in row]
-                    await client.execute_query(_rows_insert(len(rows)), values)
-                else:  # asyncpg pipelines executemany in one exchange already
-                    await execute_many(client, self._insert_sql, rows)
+                await insert_rows(
+                    self.actor_db.client(),  # type: ignore[union-attr]
+                    "telemetry_events",
+                    _COLUMNS,
+                    rows,
+                )
             except Exception:
                 self._spans.count_dropped(len(batch))
                 log.exception("spans not stored", count=len(batch))

@@ -80,6 +80,7 @@ from synapsex.runtime import Actor, Lane, handler, new_id
 from synapsex.runtime.orm import (
     execute_many,
     get_or_not_found,
+    insert_rows,
     numbered_placeholders,
     paginate,
 )
@@ -208,12 +209,8 @@ _INSERT_COLUMNS = (
     "lease_token",
     "created_at",
 )
-#: new deliveries from the stream; one per event and subscription even when a batch comes twice
-_INSERT_SQL = (
-    f"INSERT INTO webhook_deliveries ({', '.join(_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}) "
-    "ON CONFLICT (subscription_id, dedupe_key) DO NOTHING"
-)
+#: new deliveries from the stream: one per event and subscription even when a batch comes twice
+_ONE_PER_EVENT = "ON CONFLICT (subscription_id, dedupe_key) DO NOTHING"
 _RECORD_SQL = (
     "UPDATE webhook_deliveries SET status = ?, attempts = ?, attempt_count = ?, "
     "next_attempt_at_ms = ?, lease_until_ms = NULL WHERE id = ?"
@@ -295,7 +292,6 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         self._busy: set[str] = set()
         sqlite = db_is_sqlite(self)
         self._record_sql = _RECORD_SQL if sqlite else numbered_placeholders(_RECORD_SQL)
-        self._insert_sql = _INSERT_SQL if sqlite else numbered_placeholders(_INSERT_SQL)
         if sqlite:
             claim = _CLAIM_SQL.format(id_in="id IN ", skip_locked="", close="")
         else:  # the ids first, then each row by its key (``IN`` would hash-join the table)
@@ -673,7 +669,13 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         try:
             if rows:  # a redelivered batch (crash before the ack) finds its rows already there
                 assert self.actor_db is not None
-                await execute_many(self.actor_db.client(), self._insert_sql, rows)
+                await insert_rows(
+                    self.actor_db.client(),
+                    "webhook_deliveries",
+                    _INSERT_COLUMNS,
+                    rows,
+                    on_conflict=_ONE_PER_EVENT,
+                )
         except BaseException:
             for sending in fresh:
                 self._sending.pop(sending.row.id, None)
