@@ -60,7 +60,7 @@ from synapsex.contracts.events import (
     topic_matcher,
 )
 from synapsex.runtime import Actor, current_envelope, handler, new_id
-from synapsex.runtime.orm import db_errors
+from synapsex.runtime.orm import SQLITE_ROWS_PER_INSERT, db_errors
 
 from .internal import Maintain, StreamCommitted
 from .listener import NotifyListener
@@ -401,11 +401,22 @@ class EventBusActor(
         return views
 
     async def _write(self, conn: Any, name: str, rows: list[list[Any]]) -> None:
+        """Run the one-row ``INSERT`` ``name`` for every row, inside ``conn``'s transaction: on
+        SQLite as multi-row statements (see :func:`~synapsex.runtime.orm.insert_rows` for why),
+        on PostgreSQL as one pipelined ``executemany``."""
         sql = self._sql.sql(name)
         if len(rows) == 1:
             await conn.execute_query(sql, rows[0])
-        else:
+        elif self._postgres:
             await conn.execute_many(sql, rows)
+        else:
+            head, _, row = sql.partition(" VALUES ")
+            for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+                chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+                await conn.execute_query(
+                    f"{head} VALUES {', '.join([row] * len(chunk))}",
+                    [value for r in chunk for value in r],
+                )
 
     # ------------------------------------------------------------------ live streams
 
