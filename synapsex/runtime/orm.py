@@ -120,31 +120,26 @@ async def insert_rows(
             client, f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}", rows
         )
         return
-    chunks = [
-        rows[start : start + SQLITE_ROWS_PER_INSERT]
-        for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT)
-    ]
-    if len(chunks) == 1:  # one statement is atomic by itself
-        await _insert_chunk(client, table, names, len(columns), chunks[0], on_conflict)
+    head, row = f"INSERT INTO {table} ({names})", f"({', '.join('?' * len(columns))})"
+    if len(rows) <= SQLITE_ROWS_PER_INSERT:  # one statement is atomic by itself
+        await insert_row_chunks(client, head, row, rows, on_conflict)
         return
     async with in_transaction(client.connection_name) as conn:  # all or none
-        for chunk in chunks:
-            await _insert_chunk(conn, table, names, len(columns), chunk, on_conflict)
+        await insert_row_chunks(conn, head, row, rows, on_conflict)
 
 
-async def _insert_chunk(
-    client: BaseDBAsyncClient,
-    table: str,
-    names: str,
-    width: int,
-    chunk: list[list[Any]],
-    on_conflict: str,
+async def insert_row_chunks(
+    client: BaseDBAsyncClient, head: str, row: str, rows: list[list[Any]], tail: str = ""
 ) -> None:
-    sql = _sqlite_insert(table, names, width, len(chunk), on_conflict)
-    await client.execute_query(sql, [value for row in chunk for value in row])
+    """SQLite: ``{head} VALUES {row}, {row}, … {tail}`` for every
+    :data:`SQLITE_ROWS_PER_INSERT` rows, on ``client`` (which gives the atomicity: a
+    transaction's, when there may be several statements). See :func:`insert_rows`."""
+    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+        sql = _multi_row(head, row, len(chunk), tail)
+        await client.execute_query(sql, [value for r in chunk for value in r])
 
 
 @functools.lru_cache(maxsize=64)
-def _sqlite_insert(table: str, names: str, width: int, count: int, on_conflict: str) -> str:
-    row = f"({', '.join('?' * width)})"
-    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)} {on_conflict}"
+def _multi_row(head: str, row: str, count: int, tail: str) -> str:
+    return f"{head} VALUES {', '.join([row] * count)} {tail}"

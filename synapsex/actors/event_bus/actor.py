@@ -60,7 +60,7 @@ from synapsex.contracts.events import (
     topic_matcher,
 )
 from synapsex.runtime import Actor, current_envelope, handler, new_id
-from synapsex.runtime.orm import SQLITE_ROWS_PER_INSERT, db_errors
+from synapsex.runtime.orm import db_errors, insert_row_chunks
 
 from .internal import Maintain, StreamCommitted
 from .listener import NotifyListener
@@ -411,12 +411,7 @@ class EventBusActor(
             await conn.execute_many(sql, rows)
         else:
             head, _, row = sql.partition(" VALUES ")
-            for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
-                chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
-                await conn.execute_query(
-                    f"{head} VALUES {', '.join([row] * len(chunk))}",
-                    [value for r in chunk for value in r],
-                )
+            await insert_row_chunks(conn, head, row, rows)
 
     # ------------------------------------------------------------------ live streams
 
