@@ -27,7 +27,7 @@ from synapsex.contracts.errors import ContractError
 from synapsex.graphql import keys
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.tracing import parse_traceparent
-from synapsex.runtime import Runtime, new_id
+from synapsex.runtime import Runtime, current_scope, new_id
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -44,6 +44,15 @@ def response_media_type(accept: str | None) -> str:
         if media in (JSON, "application/*", "*/*"):
             return JSON
     return JSON
+
+
+def _untraced_trace_id(request: web.Request) -> str | None:
+    """The trace id of the request's ``traceparent`` when tracing is off; when it is on, the
+    request's trace scope (which parsed the header already) gives it to the context."""
+    if current_scope.get() is not None:
+        return None
+    parsed = parse_traceparent(request.headers.get("traceparent"))
+    return parsed.trace_id if parsed else None
 
 
 class GatewayView(GraphQLView[GatewayContext, None]):
@@ -66,10 +75,7 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             runtime=self.runtime,
             authorization=request.headers.get("Authorization"),
             request_id=request.get(keys.REQUEST_ID) or new_id("req"),
-            # when tracing is on, the request's trace scope supersedes this (see context.py)
-            trace_id=getattr(
-                parse_traceparent(request.headers.get("traceparent")), "trace_id", None
-            ),
+            trace_id=_untraced_trace_id(request),
         )
         request[keys.CONTEXT] = context
         return context
