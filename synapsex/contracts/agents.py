@@ -157,6 +157,8 @@ class AgentView(Reply):
     updated_at: datetime
     #: when it was archived (``None`` while ACTIVE)
     archived_at: datetime | None = None
+    #: the member who registered it (the default policy lets members change their own agents)
+    created_by: str | None = None
 
 
 def agent_event(view: AgentView) -> dict[str, Any]:
@@ -169,6 +171,7 @@ def agent_event(view: AgentView) -> dict[str, Any]:
         "capabilities": list(view.capabilities),
         "version": view.version,
         "status": view.status,
+        "createdBy": view.created_by,
         "createdAt": view.created_at.isoformat(),
         "updatedAt": view.updated_at.isoformat(),
     }
@@ -187,6 +190,8 @@ class RegisterAgent(Message, service=SERVICE):
     description: str = ""
     capabilities: tuple[str, ...] = ()
     version: str
+    #: the member registering it
+    created_by: str | None = None
 
     def validate(self) -> None:
         check_agent_name(self.name)
