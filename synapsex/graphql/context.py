@@ -7,7 +7,8 @@ from typing import Any
 
 from synapsex.contracts import Message
 from synapsex.contracts.auth import Authenticate, Principal
-from synapsex.contracts.errors import Unauthenticated
+from synapsex.contracts.errors import Forbidden, Unauthenticated
+from synapsex.contracts.vms import VM_TOKEN_FORBIDDEN, VM_TOKEN_PREFIX, AuthenticateVm, VmPrincipal
 from synapsex.runtime import Runtime, TraceScope, current_scope, new_id
 
 
@@ -39,6 +40,7 @@ class GatewayContext:
     #: the WebSocket ``connection_init`` payload (Strawberry sets it)
     connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
+    _vm_principal: VmPrincipal | None = None
     #: the request's trace, when it is traced
     trace_scope: TraceScope | None = field(default_factory=current_scope.get)
 
@@ -47,20 +49,42 @@ class GatewayContext:
             self.trace_id = self.trace_scope.trace_id
 
     async def principal(self) -> Principal:
-        """The authenticated caller; :class:`Unauthenticated` when the key is missing or bad.
+        """The authenticated caller; :class:`Unauthenticated` when the key is missing or bad,
+        :class:`Forbidden` for a VM token (it only sends heartbeats and asks for its desired
+        versions: see :meth:`vm_principal`). Telling them apart is one prefix check.
 
         Authenticates once per context (per request; per connection on WebSockets)."""
         if self._principal is None:
             key = bearer_key(self.authorization)
             if key is None:
                 raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+            if key.startswith(VM_TOKEN_PREFIX):
+                raise Forbidden(VM_TOKEN_FORBIDDEN)
             self._principal = await self.ask(Authenticate(key=key))
         return self._principal
+
+    async def vm_principal(self) -> VmPrincipal:
+        """The VM a VM-only operation (``vmHeartbeat``, ``desiredVersion``) acts for.
+
+        :class:`Unauthenticated` when the token is missing, malformed, unknown, rotated or its
+        VM deregistered; :class:`Forbidden` for a valid API key (a user cannot act as a VM; an
+        invalid one is :class:`Unauthenticated`, as anywhere else)."""
+        if self._vm_principal is None:
+            token = bearer_key(self.authorization)
+            if token is None:
+                raise Unauthenticated("missing VM token: send 'Authorization: Bearer <token>'")
+            if not token.startswith(VM_TOKEN_PREFIX):
+                await self.principal()  # Unauthenticated unless it is a valid API key
+                raise Forbidden("only a VM, with its VM token, can do this; API keys cannot")
+            self._vm_principal = await self.ask(AuthenticateVm(token=token))
+        return self._vm_principal
 
     @property
     def tenant_id(self) -> str | None:
         """The caller's tenant once authenticated (for logs), else ``None``; never waits."""
-        return self._principal.tenant_id if self._principal is not None else None
+        if self._principal is not None:
+            return self._principal.tenant_id
+        return self._vm_principal.tenant_id if self._vm_principal is not None else None
 
     async def ask(self, message: Message) -> Any:
         """Ask the owning service (never waiting for mailbox room: a full one is UNAVAILABLE)."""
