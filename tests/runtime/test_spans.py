@@ -4,6 +4,8 @@ blocks; a request's scope gives its spans one trace, their parents, and the call
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
 
@@ -19,7 +21,7 @@ from synapsex.runtime import (
     current_scope,
     handler,
 )
-from synapsex.runtime.spans import MAX_SPANS_PER_REQUEST, tracing_enabled
+from synapsex.runtime.spans import MAX_SPANS_PER_REQUEST, new_trace_id, tracing_enabled
 
 from .support import Echo, Ping, Refuse, Relay, RelayActor, Slow, reset_echo
 
@@ -42,6 +44,21 @@ def span(name: str = "Ping", **kw) -> SpanRecord:
         "duration": 0.001,
     }
     return SpanRecord(**{**fields, **kw})
+
+
+# ---------------------------------------------------------------------------- ids
+
+
+def test_new_trace_ids_are_w3c_ids_led_by_the_time_and_random_on_the_right():
+    before = time.time_ns() // 1_000_000
+    ids = [new_trace_id() for _ in range(2_000)]
+    after = time.time_ns() // 1_000_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(before <= int(i[:12], 16) <= after for i in ids)
+    # the rightmost 7 bytes (W3C Level 2's random part) vary between ids made in one millisecond
+    assert len({i[-14:] for i in ids}) == len(ids)
+    assert ids == sorted(ids, key=lambda i: i[:12])  # new traces sort by start
 
 
 # ---------------------------------------------------------------------------- the buffer
