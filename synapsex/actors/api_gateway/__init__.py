@@ -1,0 +1,1 @@
+"""api-gateway: the tenant's agent records and the MCP tool catalog."""
