@@ -1,0 +1,1 @@
+"""update-service: releases of the VMs' agent and runtime, and rollouts that deliver them."""
