@@ -1,0 +1,1 @@
+"""agent-registry-service: which agent version runs on which VM, and its state."""
