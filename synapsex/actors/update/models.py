@@ -56,7 +56,7 @@ class Rollout(Model):
     updated = fields.IntField(default=0)
     failed = fields.IntField(default=0)
     halted_reason = fields.CharField(max_length=500, null=True)
-    #: incremented by every change; writes are conditional on it
+    #: incremented by every change (writes are conditional on it)
     revision = fields.IntField(default=0)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                 ('updated', fields.IntField(default=0)),
                 ('failed', fields.IntField(default=0)),
                 ('halted_reason', fields.CharField(null=True, max_length=500)),
-                ('revision', fields.IntField(default=0, description='incremented by every change; writes are conditional on it')),
+                ('revision', fields.IntField(default=0, description='incremented by every change (writes are conditional on it)')),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
