@@ -16,9 +16,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 
+from synapsex.graphql.agents import AgentMutation, AgentQuery
 from synapsex.graphql.apikeys import ApiKeyMutation, ApiKeyQuery
 from synapsex.graphql.audit import AuditQuery
 from synapsex.graphql.billing import BillingMutation, BillingQuery
+from synapsex.graphql.deployments import DeploymentMutation, DeploymentQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.models import ModelMutation, ModelQuery
@@ -45,6 +47,8 @@ QUERIES: tuple[type, ...] = (
     ModelQuery,
     SecretQuery,
     BillingQuery,
+    AgentQuery,
+    DeploymentQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -56,6 +60,8 @@ MUTATIONS: tuple[type, ...] = (
     ModelMutation,
     SecretMutation,
     BillingMutation,
+    AgentMutation,
+    DeploymentMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
 
