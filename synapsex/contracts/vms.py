@@ -151,8 +151,10 @@ def parse_label_selector(selector: str, field: str = "label") -> tuple[str, str]
     if not eq:
         raise InvalidInput(field, "must be key=value (e.g. zone=eu-west)")
     check_label_key(key, field)
-    if value:
+    try:
         check_label_value(key, value, field)
+    except InvalidInput as exc:  # name the argument, not the label
+        raise InvalidInput(field, f"value {value[:80]!r}: {exc.problem}") from None
     return key, value
 
 

@@ -1,0 +1,1 @@
+"""vm-registry-service: the tenant's VMs, their labels, heartbeats, health and VM tokens."""
