@@ -1,4 +1,5 @@
-"""The aiohttp application: ``/graphql``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""The aiohttp application: ``/graphql``, ``/healthz``, ``/readyz``, ``/metrics`` and
+``/artifacts/{id}`` (:mod:`synapsex.graphql.artifact_download`).
 
 Every request gets a request id (``X-Request-Id`` in the response) and one structured log line:
 request id, method, path, operation, tenant, trace id, status, outcome and duration. GraphQL
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
-from synapsex.graphql import keys
+from synapsex.graphql import artifact_download, keys
 from synapsex.graphql.metrics import RequestMetrics
 from synapsex.graphql.schema import build_schema
 from synapsex.graphql.tracing import TRACEPARENT, start_trace
@@ -123,4 +124,6 @@ def create_app(runtime: Runtime, config: GatewayConfig | None = None) -> web.App
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    # GET /artifacts/{id}, and bodies past MAX_BODY_BYTES for uploadArtifact only
+    artifact_download.install(app, runtime, body_limit=MAX_BODY_BYTES)
     return app

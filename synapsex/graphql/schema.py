@@ -30,6 +30,7 @@ from synapsex.graphql.secrets import SecretMutation, SecretQuery
 from synapsex.graphql.telemetry import TelemetryMutation, TelemetryQuery
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
 from synapsex.graphql.webhooks import WebhookMutation, WebhookQuery
+from synapsex.graphql.workspaces import WorkspaceMutation, WorkspaceQuery
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -47,6 +48,7 @@ QUERIES: tuple[type, ...] = (
     ModelQuery,
     SecretQuery,
     BillingQuery,
+    WorkspaceQuery,
     AgentQuery,
     DeploymentQuery,
 )
@@ -60,6 +62,7 @@ MUTATIONS: tuple[type, ...] = (
     ModelMutation,
     SecretMutation,
     BillingMutation,
+    WorkspaceMutation,
     AgentMutation,
     DeploymentMutation,
 )
