@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from synapsex import __version__
-from synapsex.cli import bootstrap, deadletters, master_key, migrate, schema, serve
+from synapsex.cli import bootstrap, deadletters, master_key, migrate, ops_mcp, schema, serve
 from synapsex.config import ConfigError, Settings, configure_logging
 from synapsex.contracts.errors import ContractError
 from synapsex.runtime import PendingMigrations
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"synapsex {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, bootstrap, schema, migrate, deadletters, master_key):
+    for module in (serve, bootstrap, schema, migrate, deadletters, master_key, ops_mcp):
         module.add_parser(commands)
     return parser
 

@@ -10,6 +10,7 @@ import signal
 import structlog
 from aiohttp import web
 
+from synapsex.cli import ops_mcp
 from synapsex.cli.common import add_data_dir
 from synapsex.config import Settings
 from synapsex.graphql import GatewayConfig, create_app
@@ -46,6 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="ORIGIN",
         help="a browser origin allowed to open WebSockets (repeatable), e.g. https://chat.example",
     )
+    ops_mcp.add_serve_options(parser)
     add_data_dir(parser)
     parser.set_defaults(run=run)
 
@@ -67,9 +69,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         app, handle_signals=False, access_log=None, shutdown_timeout=args.drain_timeout
     )
     await runner.setup()
+    beside = None  # synapsex-ops-mcp, with --ops-mcp (stopped before the gateway)
     try:
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
+        beside = await ops_mcp.start_beside_gateway(args, settings, runner.addresses[0][:2])
         # everything loaded at start (modules, schema, actors) lives until the end: keep it out
         # of the cyclic collector's full passes, which then scan only what requests allocate
         gc.freeze()
@@ -83,14 +87,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         stopped = asyncio.ensure_future(runtime.wait_stopped())
         signalled = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
-        signalled.cancel()
-        stopped.cancel()
+        waits = {stopped, signalled}
+        if beside is not None:  # if it fails, everything stops (exit 1)
+            waits.add(asyncio.ensure_future(beside.wait_stopped()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
         log.info("stopping")
     finally:
+        if beside is not None:
+            await beside.stop()
         await runner.cleanup()  # stops listening, lets in-flight requests finish
         await runtime.stop()
     if runtime.failure:
         log.error("runtime failed", reason=runtime.failure)
+        return 1
+    if beside is not None and beside.failed is not None:
+        log.error("ops-mcp failed", reason=repr(beside.failed))
         return 1
     return 0
