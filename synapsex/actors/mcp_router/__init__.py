@@ -1,0 +1,1 @@
+"""mcp-router-service: the registry of MCP servers, tool discovery, and explainable plans."""
