@@ -2,13 +2,18 @@
 
 A key is ``sx_`` followed by 43 URL-safe characters (32 random bytes). It is returned once, by
 :class:`CreateApiKey`; only its SHA-256 and a short prefix are stored.
+
+A key may expire (``expires_at``): from then on :class:`Authenticate` refuses it, as a revoked
+one. The MCP router makes such short-lived keys for the tools it runs on synapsex-ops-mcp (and
+revokes them after the call, see ``docs/mcp.md``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from synapsex.contracts.common import PageRequest, check_choice, check_text, secret_field
+from synapsex.contracts.common import PageRequest, as_utc, check_choice, check_text, secret_field
+from synapsex.contracts.errors import InvalidInput
 from synapsex.contracts.message import Message, Reply
 from synapsex.contracts.tenant import ROLES
 
@@ -27,6 +32,8 @@ class ApiKeyView(Reply):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    #: when the key stops authenticating; ``None``: never (until revoked)
+    expires_at: datetime | None = None
 
 
 class CreatedApiKey(Reply):
@@ -45,21 +52,25 @@ class Principal(Reply):
 
 
 class CreateApiKey(Message, service=SERVICE):
-    """Replies :class:`CreatedApiKey`."""
+    """Replies :class:`CreatedApiKey`. With ``expires_at`` (a time without an offset is UTC;
+    it must be in the future) the key stops authenticating at that time."""
 
     tenant_id: str
     member_id: str
     role: str
     name: str
+    expires_at: datetime | None = None
 
     def validate(self) -> None:
         check_choice(self.role, ROLES, "role")
         check_text(self.name, "name", max_length=100)
+        if self.expires_at is not None and as_utc(self.expires_at) <= datetime.now(UTC):
+            raise InvalidInput("expiresAt", "must be in the future")
 
 
 class Authenticate(Message, service=SERVICE):
-    """Replies :class:`Principal`; :class:`Unauthenticated` for a missing, unknown or revoked
-    key. Updates ``last_used_at`` (at most once a minute per key)."""
+    """Replies :class:`Principal`; :class:`Unauthenticated` for a missing, unknown, revoked or
+    expired key. Updates ``last_used_at`` (at most once a minute per key)."""
 
     key: str = secret_field()
 

@@ -22,7 +22,7 @@ from synapsex.contracts.auth import (
     RevokeApiKey,
     RevokeMemberKeys,
 )
-from synapsex.contracts.common import Page
+from synapsex.contracts.common import Page, as_utc
 from synapsex.contracts.errors import Forbidden, Unauthenticated
 from synapsex.contracts.tenant import ROLE_RANK, GetMember
 from synapsex.runtime import Actor, handler, new_id
@@ -67,15 +67,21 @@ def key_view(row: ApiKey) -> ApiKeyView:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        expires_at=row.expires_at,
     )
+
+
+def _check_not_expired(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise Unauthenticated("API key expired")
 
 
 class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.models"):
     """Owns ``api_keys``."""
 
     async def on_start(self) -> None:
-        # key hash -> (principal, last_used_at): authentication runs on every request
-        self._known: TTLCache[str, tuple[Principal, datetime | None]] = TTLCache(
+        # key hash -> (principal, last_used_at, expires_at): authentication runs on every request
+        self._known: TTLCache[str, tuple[Principal, datetime | None, datetime | None]] = TTLCache(
             maxsize=10_000, ttl=AUTH_CACHE_SECONDS
         )
         self._outbox = Outbox(self, AuthOutbox)
@@ -84,7 +90,7 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
     def _forget(self, *, key_id: str | None = None, member_id: str | None = None) -> None:
         stale = [
             digest
-            for digest, (principal, _) in self._known.items()
+            for digest, (principal, _, _) in self._known.items()
             if principal.key_id == key_id or principal.member_id == member_id
         ]
         for digest in stale:
@@ -110,6 +116,7 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
                 role=msg.role,
                 prefix=key[:PREFIX_LENGTH],
                 key_hash=hash_key(key),
+                expires_at=None if msg.expires_at is None else as_utc(msg.expires_at),
                 using_db=conn,
             )
             await self._outbox.stage(
@@ -126,8 +133,9 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
         digest = hash_key(key)
         known = self._known.get(digest)
         if known is not None:
-            principal, last_used = known
-            await self._touch(digest, principal, last_used)
+            principal, last_used, expires_at = known
+            _check_not_expired(expires_at)
+            await self._touch(digest, principal, last_used, expires_at)
             return principal
         match = None
         for row in await ApiKey.filter(prefix=key[:PREFIX_LENGTH]):
@@ -135,19 +143,27 @@ class AuthActor(Actor, service="auth-service", models="synapsex.actors.auth.mode
                 match = row
         if match is None or match.revoked_at is not None:
             raise Unauthenticated("invalid API key")
+        expires_at = None if match.expires_at is None else as_utc(match.expires_at)
+        _check_not_expired(expires_at)
         principal = Principal(
             tenant_id=match.tenant_id, member_id=match.member_id, role=match.role, key_id=match.id
         )
-        await self._touch(digest, principal, match.last_used_at)
+        await self._touch(digest, principal, match.last_used_at, expires_at)
         return principal
 
-    async def _touch(self, digest: str, principal: Principal, last_used: datetime | None) -> None:
+    async def _touch(
+        self,
+        digest: str,
+        principal: Principal,
+        last_used: datetime | None,
+        expires_at: datetime | None,
+    ) -> None:
         """Record the use (at most once per LAST_USED_RESOLUTION) and remember the key."""
         now = datetime.now(UTC)
         if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
             await ApiKey.filter(id=principal.key_id).update(last_used_at=now)
             last_used = now
-        self._known[digest] = (principal, last_used)
+        self._known[digest] = (principal, last_used, expires_at)
 
     @handler
     async def revoke(self, msg: RevokeApiKey) -> ApiKeyView:

@@ -20,6 +20,8 @@ class ApiKey(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     last_used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    # when the key stops authenticating (short-lived keys); null: never
+    expires_at = fields.DatetimeField(null=True)
 
     class Meta:
         app = "auth"
