@@ -11,8 +11,8 @@ missing stretch is read back from the event bus before going on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -594,6 +594,44 @@ class TenantStream:
                 return
 
 
+@asynccontextmanager
+async def tenant_events(
+    ctx: GatewayContext, tenant_id: str, patterns: tuple[str, ...], *, after: str | None = None
+) -> AsyncIterator[AsyncIterator[contract.EventView]]:
+    """The tenant's events matching ``patterns`` as they are committed, in commit order: the
+    machinery of the ``events`` subscription, for other subscriptions to reuse (e.g.
+    ``rolloutProgress``). With ``after`` (an event id) what was committed after it comes
+    first. Once entered it is already listening: nothing committed from then on is missed,
+    so a caller may read a snapshot inside the block and then follow the stream."""
+    matches = contract.topic_matcher(patterns)
+    channel = contract.events_channel(tenant_id)
+    async with ctx.runtime.broadcast.listen(channel) as live:
+        start = await ctx.ask(contract.StreamPosition(tenant_id=tenant_id, after_event_id=after))
+        stream = TenantStream(ctx, tenant_id, patterns, start)
+        async with aclosing(_follow(stream, live, matches, after)) as events:
+            yield events
+
+
+async def _follow(
+    stream: TenantStream,
+    live: AsyncIterator[contract.EventView],
+    matches: Callable[[str], bool],
+    after: str | None,
+) -> AsyncIterator[contract.EventView]:
+    if after is not None:
+        async for view in stream.read():
+            yield view
+    async for view in live:
+        if view.seq <= stream.last:
+            continue
+        if view.seq > stream.last + 1:  # a gap: read it back first
+            async for missed in stream.read(up_to=view.seq - 1):
+                yield missed
+        stream.last = view.seq
+        if matches(view.topic):
+            yield view
+
+
 @strawberry.type
 class EventSubscription:
     @strawberry.subscription(
@@ -607,25 +645,7 @@ class EventSubscription:
         principal = await ctx.principal()
         patterns = tuple(topics)
         contract.check_topic_patterns(patterns)
-        matches = contract.topic_matcher(patterns)
-        channel = contract.events_channel(principal.tenant_id)
-        async with ctx.runtime.broadcast.listen(channel) as live:
-            start = await ctx.ask(
-                contract.StreamPosition(
-                    tenant_id=principal.tenant_id,
-                    after_event_id=None if after is None else str(after),
-                )
-            )
-            stream = TenantStream(ctx, principal.tenant_id, patterns, start)
-            if after is not None:
-                async for view in stream.read():
-                    yield Event.of(view)
-            async for view in live:
-                if view.seq <= stream.last:
-                    continue
-                if view.seq > stream.last + 1:  # a gap: read it back first
-                    async for missed in stream.read(up_to=view.seq - 1):
-                        yield Event.of(missed)
-                stream.last = view.seq
-                if matches(view.topic):
-                    yield Event.of(view)
+        last = None if after is None else str(after)
+        async with tenant_events(ctx, principal.tenant_id, patterns, after=last) as stream:
+            async for view in stream:
+                yield Event.of(view)

@@ -25,6 +25,7 @@ from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
 from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
+from synapsex.graphql.releases import ReleaseMutation, ReleaseQuery, ReleaseSubscription
 from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.secrets import SecretMutation, SecretQuery
 from synapsex.graphql.telemetry import TelemetryMutation, TelemetryQuery
@@ -48,6 +49,7 @@ QUERIES: tuple[type, ...] = (
     ModelQuery,
     SecretQuery,
     BillingQuery,
+    ReleaseQuery,
     WorkspaceQuery,
     AgentQuery,
     DeploymentQuery,
@@ -62,11 +64,12 @@ MUTATIONS: tuple[type, ...] = (
     ModelMutation,
     SecretMutation,
     BillingMutation,
+    ReleaseMutation,
     WorkspaceMutation,
     AgentMutation,
     DeploymentMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription,)
+SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription, ReleaseSubscription)
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)
