@@ -553,27 +553,25 @@ class UpdateActor(Actor, service=SERVICE, models="synapsex.actors.update.models"
         progress = measure(plan, fleet, given)
         changes: dict[str, Any] = {}
         topics: list[str] = []
-        if (progress.targeted, progress.updated, progress.failed, ring) != (
-            row.targeted,
-            row.updated,
-            row.failed,
-            row.current_ring,
-        ):
+        if plan.status == RUNNING:
+            halt = self._gate(plan, progress)
+            if halt is not None:
+                changes.update(status=HALTED, halted_reason=halt)
+                topics.append(ROLLOUT_HALTED)
+                # counted as it now is: halted, it targets only the VMs given the release
+                progress = measure(replace(plan, status=HALTED), fleet, given)
+            elif plan.percentage == 100 and ring == plan.last_ring and progress.all_done:
+                changes.update(status=COMPLETED, active_key=None, ended_at=datetime.now(UTC))
+                topics.append(ROLLOUT_COMPLETED)
+        counts = (progress.targeted, progress.updated, progress.failed, ring)
+        if counts != (row.targeted, row.updated, row.failed, row.current_ring):
             changes.update(
                 targeted=progress.targeted,
                 updated=progress.updated,
                 failed=progress.failed,
                 current_ring=ring,
             )
-            topics.append(ROLLOUT_PROGRESSED)
-        if plan.status == RUNNING:
-            halt = self._gate(plan, progress)
-            if halt is not None:
-                changes.update(status=HALTED, halted_reason=halt)
-                topics.append(ROLLOUT_HALTED)
-            elif plan.percentage == 100 and ring == plan.last_ring and progress.all_done:
-                changes.update(status=COMPLETED, active_key=None, ended_at=datetime.now(UTC))
-                topics.append(ROLLOUT_COMPLETED)
+            topics.insert(0, ROLLOUT_PROGRESSED)
         if not changes:
             return True
         return await self._write(row, changes, tuple(topics))
