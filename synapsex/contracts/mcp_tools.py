@@ -181,6 +181,21 @@ class SyncCatalog(Message, service=SERVICE):
             seen.add(tool.name)
 
 
+class RenameCatalogServer(Message, service=SERVICE):
+    """A server was renamed: its tools take the new ``server_name`` and exposed names
+    ``<server_name>__<tool>``. Sent by mcp-router-service only. Replies the number of tools
+    renamed (``int``)."""
+
+    scope_key: str
+    server_id: str
+    server_name: str
+
+    def validate(self) -> None:
+        check_text(self.scope_key, "scope_key", max_length=40)
+        check_text(self.server_id, "server_id", max_length=40)
+        check_text(self.server_name, "server_name", max_length=100)
+
+
 class ListMcpTools(PageRequest, service=SERVICE):
     """Replies ``Page[McpToolView]``: the tools ``tenant_id`` sees (platform servers' and its
     own), ordered by id, narrowed to one server, a status, and ``search`` (a case-insensitive
@@ -243,6 +258,7 @@ __all__ = [
     "GetMcpTool",
     "ListMcpTools",
     "McpToolView",
+    "RenameCatalogServer",
     "SyncCatalog",
     "SyncResult",
     "ToolDefinition",

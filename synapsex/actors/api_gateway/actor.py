@@ -48,6 +48,7 @@ from synapsex.contracts.tenant import GetTenant
 from synapsex.runtime import Actor, handler, new_id
 from synapsex.runtime.orm import paginate
 
+from .catalog import CatalogHandlers
 from .models import Agent, AgentCount, ApiGatewayOutbox
 
 log = structlog.get_logger("synapsex.api_gateway")
@@ -82,6 +83,7 @@ def _name_taken(name: str) -> Conflict:
 
 
 class ApiGatewayActor(
+    CatalogHandlers,
     Actor,
     service=SERVICE,
     models="synapsex.actors.api_gateway.models",
