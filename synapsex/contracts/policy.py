@@ -25,8 +25,9 @@ action                                                            viewer  member
 verb ``read``, ``list``, ``get``, ``verify`` or ``check``         allow   allow   allow  allow
 ``tenant.plan.update``, ``tenant.delete``, ``policy.set``,        deny    deny    deny   allow
 ``policy.delete``
-any other verb on ``tenant.member``, ``apikey`` or ``audit``      deny    deny    allow  allow
-(``tenant.member.add/remove/update``, ``apikey.create/revoke``),
+any other verb on ``tenant.member``, ``apikey``, ``audit`` or     deny    deny    allow  allow
+``mcp_server`` (``tenant.member.add/remove/update``,
+``apikey.create/revoke``, ``mcp_server.create/update/sync``),
 and ``secret.reveal``, ``secret.delete``
 creation: verb ``create``, ``add``, ``publish`` or ``upload``     deny    allow   allow  allow
 (no specific owner yet)
@@ -85,6 +86,7 @@ ADMIN_RESOURCES: dict[str, str] = {
     "tenant.member": "Only admins and owners can manage members.",
     "apikey": "Only admins and owners can manage API keys.",
     "audit": "Only admins and owners can manage the audit log.",
+    "mcp_server": "Only admins and owners can manage MCP servers.",
 }
 
 _SEGMENT = r"[a-z0-9_-]+"
