@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
 #: how long a stop waits for in-flight MCP requests before cancelling them
 DEFAULT_DRAIN_SECONDS = 10.0
+#: loggers that say something at info level on every request or start ("Processing request
+#: of type CallToolRequest"): kept at warning unless the log level is debug; the server writes
+#: its own line per tool call
+_CHATTY_LOGGERS = ("mcp.server", "uvicorn.error")
+
+
+def _quiet_sdk_loggers() -> None:
+    level = max(logging.WARNING, logging.getLogger().getEffectiveLevel())
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +100,7 @@ class OpsMcpServer:
     async def start(self) -> str:
         """Listen and serve in the background; returns the MCP endpoint's URL. Raises
         :class:`OSError` when the address cannot be bound."""
+        _quiet_sdk_loggers()
         mcp = build_server(self.gateway, fallback_key=self.config.api_key, host=self.config.host)
         app = mcp.streamable_http_app()
         self._socket = _bind(self.config.host, self.config.port)

@@ -146,10 +146,11 @@ def build_server(
     )
 
     async def gql(ctx: Context, tool: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        key = bearer_of(ctx, fallback_key)
         started = time.perf_counter()
-        outcome = "ok"
+        outcome = "UNAUTHENTICATED"
         try:
+            key = bearer_of(ctx, fallback_key)
+            outcome = "ok"
             return await gateway.execute(query, variables, key=key, traceparent=_traceparent(ctx))
         except GatewayError as exc:
             outcome = exc.code
