@@ -30,6 +30,7 @@ cannot be reached or does not answer in time leaves the catalog as it was: the s
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,9 @@ MAX_DESCRIPTION_LENGTH = 1000
 MAX_SEARCH_LENGTH = 200
 #: what :class:`ListVisibleMcpServers` answers at most
 MAX_VISIBLE_SERVERS = 500
+#: how long the gateway waits for a sync (the router bounds the MCP exchange itself by
+#: ``SYNAPSEX_MCP_TIMEOUT``, at most 120 s)
+SYNC_ASK_TIMEOUT_SECONDS = 130.0
 
 #: the platform servers seeded at first start
 OPS_MCP_SERVER = "synapsex-ops-mcp"
@@ -311,6 +315,291 @@ def server_event(view: McpServerView, **extra: Any) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------- plans
+
+PLAN_PROPOSED = "PROPOSED"
+PLAN_APPROVED = "APPROVED"
+PLAN_REJECTED = "REJECTED"
+PLAN_EXECUTING = "EXECUTING"
+PLAN_SUCCEEDED = "SUCCEEDED"
+PLAN_FAILED = "FAILED"
+PLAN_STALE = "STALE"
+PLAN_STATUSES: tuple[str, ...] = (
+    PLAN_PROPOSED,
+    PLAN_APPROVED,
+    PLAN_REJECTED,
+    PLAN_EXECUTING,
+    PLAN_SUCCEEDED,
+    PLAN_FAILED,
+    PLAN_STALE,
+)
+#: states a plan never leaves
+PLAN_FINAL_STATUSES: tuple[str, ...] = (PLAN_REJECTED, PLAN_SUCCEEDED, PLAN_FAILED, PLAN_STALE)
+
+MCP_PLAN_PROPOSED = "mcp.plan.proposed"
+MCP_PLAN_UPDATED = "mcp.plan.updated"
+MCP_PLAN_APPROVED = "mcp.plan.approved"
+MCP_PLAN_REJECTED = "mcp.plan.rejected"
+MCP_PLAN_EXECUTING = "mcp.plan.executing"
+MCP_PLAN_EXECUTED = "mcp.plan.executed"
+MCP_PLAN_FAILED = "mcp.plan.failed"
+MCP_PLAN_STALE = "mcp.plan.stale"
+
+MAX_INTENT_LENGTH = 2000
+MAX_REJECT_REASON_LENGTH = 500
+#: the canonical JSON of a plan's arguments, at most
+MAX_ARGUMENTS_BYTES = 64 * 1024
+#: candidates a plan keeps (and asks the policy about)
+MAX_PLAN_CANDIDATES = 5
+#: how long the gateway waits for an execution (each MCP operation inside is bounded by
+#: ``SYNAPSEX_MCP_TIMEOUT``, at most 120 s; an execution re-reads the tools then calls one)
+EXECUTE_ASK_TIMEOUT_SECONDS = 300.0
+
+_ACTION_UNSAFE_RE = re.compile(r"[^a-z0-9_-]")
+
+
+def tool_policy_action(exposed: str) -> str:
+    """The policy action of calling a tool: ``mcp_tool.<exposed name>.call``, the name
+    lower-cased with every character outside ``a-z 0-9 _ -`` (a ``.``) as ``-``; a name too
+    long for an action (100 characters) keeps its first 70 characters and 12 hex digits of
+    its SHA-256. Tenants write rules on it (``mcp_tool.#`` is every tool)."""
+    import hashlib
+
+    name = _ACTION_UNSAFE_RE.sub("-", exposed.lower())
+    if len(name) > 100 - len("mcp_tool..call"):
+        name = name[:70] + "-" + hashlib.sha256(exposed.encode()).hexdigest()[:12]
+    return f"mcp_tool.{name}.call"
+
+
+def check_plan_arguments(value: dict[str, Any], field: str = "arguments") -> None:
+    """A JSON object of at most :data:`MAX_ARGUMENTS_BYTES` (canonical JSON)."""
+    import json
+
+    if not isinstance(value, dict):
+        raise InvalidInput(field, "must be a JSON object")
+    try:
+        encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidInput(field, "must be plain JSON (no NaN or infinity)") from None
+    if len(encoded.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
+        raise InvalidInput(field, f"must be at most {MAX_ARGUMENTS_BYTES} bytes of JSON")
+
+
+class PlanReason(Reply):
+    """One matched term of the intent in one field of a tool, and what it added to the
+    score (the reasons of a candidate add up to its score)."""
+
+    #: the intent's word; ``word→synonym`` when the synonym table added it
+    term: str
+    weight: float
+    #: ``name``, ``title``, ``description``, ``parameters`` or ``server``
+    field: str
+
+
+class PlanPolicy(Reply):
+    """What the policy-service said about calling a candidate for the plan's author."""
+
+    effect: str
+    reason: str
+    policy_id: str | None = None
+
+
+class PlanCandidate(Reply):
+    #: the exposed name ``<server>__<tool>``
+    tool: str
+    #: the server's name
+    server: str
+    server_id: str
+    score: float
+    reasons: tuple[PlanReason, ...]
+    policy: PlanPolicy
+    #: the tool's ``readOnlyHint`` annotation
+    read_only: bool
+
+
+class PlanChoice(Reply):
+    """The tool the plan runs and exactly what it runs with."""
+
+    tool: str
+    server: str
+    server_id: str
+    #: the tool's name on its server
+    original_name: str
+    arguments: dict[str, Any]
+    #: required parameters still without a value (the plan cannot be approved meanwhile)
+    missing_arguments: tuple[str, ...]
+    #: the pinned definition (catalog hash); execution refuses a tool that changed (STALE)
+    tool_definition_sha256: str
+    #: SHA-256 of the canonical JSON of ``arguments``
+    arguments_sha256: str
+    read_only: bool
+
+
+class McpPlanView(Reply):
+    id: str
+    tenant_id: str
+    status: str
+    intent: str
+    #: the arguments the caller gave (the chosen tool's also hold what the intent gave)
+    arguments: dict[str, Any]
+    workspace_id: str | None
+    #: the servers asked for (empty: every enabled server the tenant sees)
+    server_ids: tuple[str, ...]
+    requires_approval: bool
+    explanation: str
+    candidates: tuple[PlanCandidate, ...]
+    chosen: PlanChoice | None
+    policy: PlanPolicy | None
+    created_by: str | None
+    approved_by: str | None
+    approved_role: str | None
+    approved_at: datetime | None
+    rejected_reason: str | None
+    executed_at: datetime | None
+    duration_ms: float | None
+    #: why the execution failed, or why the plan is STALE
+    error: str | None
+    result_artifact_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlanMcp(Message, service=SERVICE):
+    """Rank the tools of the enabled servers the tenant sees (or of ``server_ids``) for
+    ``intent``, ask the policy about the best ones for ``role``, choose the best not denied,
+    fill its arguments (``arguments``, then what the intent gives safely) and store the plan
+    ``PROPOSED``. Replies :class:`McpPlanView`. ``INVALID_INPUT`` on ``intent`` when no tool
+    matches, on ``arguments.<name>`` for an argument the chosen tool does not take or of the
+    wrong type; ``FORBIDDEN`` when the policy denies every matching tool; ``NOT_FOUND`` on
+    ``serverIds`` / ``workspaceId`` for what the tenant does not see."""
+
+    tenant_id: str
+    member_id: str
+    role: str
+    intent: str
+    arguments: dict[str, Any] = dataclasses.field(default_factory=dict)
+    server_ids: tuple[str, ...] = ()
+    workspace_id: str | None = None
+
+    def validate(self) -> None:
+        check_text(self.intent, "intent", max_length=MAX_INTENT_LENGTH)
+        check_plan_arguments(self.arguments)
+        if len(self.server_ids) > MAX_VISIBLE_SERVERS:
+            raise InvalidInput("serverIds", f"at most {MAX_VISIBLE_SERVERS} servers")
+        for server_id in self.server_ids:
+            check_text(server_id, "serverIds", max_length=40)
+        if self.workspace_id is not None:
+            check_text(self.workspace_id, "workspaceId", max_length=40)
+
+
+class GetMcpPlan(Message, service=SERVICE):
+    """One plan of the tenant; ``NOT_FOUND`` otherwise. Replies :class:`McpPlanView`."""
+
+    tenant_id: str
+    id: str
+
+    def validate(self) -> None:
+        check_text(self.id, "id", max_length=40)
+
+
+class ListMcpPlans(PageRequest, service=SERVICE):
+    """Replies ``Page[McpPlanView]`` of the tenant's plans, oldest first, narrowed by
+    ``status``."""
+
+    tenant_id: str
+    status: str | None = None
+
+    def validate(self) -> None:
+        PageRequest.validate(self)
+        if self.status is not None and self.status not in PLAN_STATUSES:
+            raise InvalidInput("status", f"must be one of {', '.join(PLAN_STATUSES)}")
+
+
+class UpdateMcpPlanArguments(Message, service=SERVICE):
+    """Set the arguments the caller gives a ``PROPOSED`` or ``APPROVED`` plan (the intent
+    still fills what they leave empty, as in :class:`PlanMcp`); missing arguments and
+    ``arguments_sha256`` are computed again. An ``APPROVED`` plan whose arguments change goes
+    back to ``PROPOSED``: the approval was for the old ones. Replies :class:`McpPlanView`."""
+
+    tenant_id: str
+    id: str
+    member_id: str
+    arguments: dict[str, Any]
+
+    def validate(self) -> None:
+        check_text(self.id, "id", max_length=40)
+        check_plan_arguments(self.arguments)
+
+
+class ApproveMcpPlan(Message, service=SERVICE):
+    """Approve a ``PROPOSED`` plan as ``member_id`` with ``role`` (the role a call on
+    synapsex-ops-mcp then runs with). ``CONFLICT`` on ``arguments`` while required arguments
+    are missing, on ``argumentsSha256`` when given and not the plan's (the arguments changed
+    since the approver read them), on ``id`` in another state; ``FORBIDDEN`` when the policy
+    denies the tool to the approver. Replies :class:`McpPlanView`."""
+
+    tenant_id: str
+    id: str
+    member_id: str
+    role: str
+    arguments_sha256: str | None = None
+
+    def validate(self) -> None:
+        check_text(self.id, "id", max_length=40)
+        if self.arguments_sha256 is not None:
+            check_text(self.arguments_sha256, "argumentsSha256", max_length=64)
+
+
+class RejectMcpPlan(Message, service=SERVICE):
+    """Reject a ``PROPOSED`` or ``APPROVED`` plan with a reason. Replies
+    :class:`McpPlanView`; ``CONFLICT`` on ``id`` in another state."""
+
+    tenant_id: str
+    id: str
+    member_id: str
+    reason: str
+
+    def validate(self) -> None:
+        check_text(self.id, "id", max_length=40)
+        check_text(self.reason, "reason", max_length=MAX_REJECT_REASON_LENGTH)
+
+
+class ExecuteMcpPlan(Message, service=SERVICE):
+    """Run an ``APPROVED`` plan, or a ``PROPOSED`` one that needs no approval (a read-only
+    tool the policy allows, with every required argument), as ``member_id`` / ``role``.
+
+    The tool's definition is read again from its server: when its hash is not the plan's,
+    the plan becomes ``STALE`` and nothing runs. Otherwise one tool call of the day's
+    allowance is reserved (``LIMIT_EXCEEDED`` leaves the plan as it was), the plan is
+    ``EXECUTING``, the tool is called with exactly the plan's arguments, and the plan ends
+    ``SUCCEEDED`` or ``FAILED`` with its duration and error; the result is stored as an
+    ``OUTPUT`` artifact of the plan's workspace when it has one. Replies
+    :class:`McpPlanView` (whatever the outcome); ``CONFLICT`` on ``id`` in another state."""
+
+    tenant_id: str
+    id: str
+    member_id: str
+    role: str
+
+    def validate(self) -> None:
+        check_text(self.id, "id", max_length=40)
+
+
+def plan_event(view: McpPlanView, **extra: Any) -> dict[str, Any]:
+    """The payload of the ``mcp.plan.*`` events (never the arguments' values: their hash)."""
+    chosen = view.chosen
+    return {
+        "planId": view.id,
+        "status": view.status,
+        "tool": None if chosen is None else chosen.tool,
+        "server": None if chosen is None else chosen.server,
+        "requiresApproval": view.requires_approval,
+        "argumentsSha256": None if chosen is None else chosen.arguments_sha256,
+        "toolDefinitionSha256": None if chosen is None else chosen.tool_definition_sha256,
+        **extra,
+    }
+
+
 __all__ = [
     "MCP_SERVER_DISABLED",
     "MCP_SERVER_REGISTERED",
@@ -335,4 +624,32 @@ __all__ = [
     "check_server_name",
     "check_server_url",
     "server_event",
+    # plans
+    "EXECUTE_ASK_TIMEOUT_SECONDS",
+    "MAX_PLAN_CANDIDATES",
+    "MCP_PLAN_APPROVED",
+    "MCP_PLAN_EXECUTED",
+    "MCP_PLAN_EXECUTING",
+    "MCP_PLAN_FAILED",
+    "MCP_PLAN_PROPOSED",
+    "MCP_PLAN_REJECTED",
+    "MCP_PLAN_STALE",
+    "MCP_PLAN_UPDATED",
+    "PLAN_FINAL_STATUSES",
+    "PLAN_STATUSES",
+    "ApproveMcpPlan",
+    "ExecuteMcpPlan",
+    "GetMcpPlan",
+    "ListMcpPlans",
+    "McpPlanView",
+    "PlanCandidate",
+    "PlanChoice",
+    "PlanMcp",
+    "PlanPolicy",
+    "PlanReason",
+    "RejectMcpPlan",
+    "UpdateMcpPlanArguments",
+    "check_plan_arguments",
+    "plan_event",
+    "tool_policy_action",
 ]

@@ -23,6 +23,7 @@ from synapsex.graphql.billing import BillingMutation, BillingQuery
 from synapsex.graphql.deployments import DeploymentMutation, DeploymentQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
+from synapsex.graphql.mcp_servers import McpServerMutation, McpServerQuery
 from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
 from synapsex.graphql.releases import ReleaseMutation, ReleaseQuery, ReleaseSubscription
@@ -53,6 +54,7 @@ QUERIES: tuple[type, ...] = (
     WorkspaceQuery,
     AgentQuery,
     DeploymentQuery,
+    McpServerQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -68,6 +70,7 @@ MUTATIONS: tuple[type, ...] = (
     WorkspaceMutation,
     AgentMutation,
     DeploymentMutation,
+    McpServerMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription, ReleaseSubscription)
 
