@@ -26,11 +26,20 @@ services) carries them, in a secret field.
 api-gateway is replaced by what was listed (added, changed, removed, unchanged). A server that
 cannot be reached or does not answer in time leaves the catalog as it was: the sync answers
 ``UNAVAILABLE`` or ``TIMEOUT`` and the server records ``last_sync_error``.
+
+**Plans** (:class:`PlanMcp`): the tools of the tenant's enabled servers ranked for an intent
+(explainable BM25, ``actors/mcp_router/ranking.py``), the best ones checked against the policy
+(:func:`tool_policy_action`), the best one not denied chosen with its arguments, bound to its
+definition hash and its arguments' hash. States: ``PROPOSED`` → ``APPROVED`` / ``REJECTED``
+→ ``EXECUTING`` → ``SUCCEEDED`` / ``FAILED``, and ``STALE`` when the tool's definition changed
+after planning; each change publishes ``mcp.plan.*`` (:func:`plan_event`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -363,8 +372,6 @@ def tool_policy_action(exposed: str) -> str:
     lower-cased with every character outside ``a-z 0-9 _ -`` (a ``.``) as ``-``; a name too
     long for an action (100 characters) keeps its first 70 characters and 12 hex digits of
     its SHA-256. Tenants write rules on it (``mcp_tool.#`` is every tool)."""
-    import hashlib
-
     name = _ACTION_UNSAFE_RE.sub("-", exposed.lower())
     if len(name) > 100 - len("mcp_tool..call"):
         name = name[:70] + "-" + hashlib.sha256(exposed.encode()).hexdigest()[:12]
@@ -373,8 +380,6 @@ def tool_policy_action(exposed: str) -> str:
 
 def check_plan_arguments(value: dict[str, Any], field: str = "arguments") -> None:
     """A JSON object of at most :data:`MAX_ARGUMENTS_BYTES` (canonical JSON)."""
-    import json
-
     if not isinstance(value, dict):
         raise InvalidInput(field, "must be a JSON object")
     try:
@@ -601,30 +606,6 @@ def plan_event(view: McpPlanView, **extra: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "MCP_SERVER_DISABLED",
-    "MCP_SERVER_REGISTERED",
-    "MCP_SERVER_SYNCED",
-    "MCP_SERVER_SYNC_FAILED",
-    "MCP_SERVER_UPDATED",
-    "OPS_MCP_SERVER",
-    "QCOS_MCP_SERVER",
-    "SERVICE",
-    "DisableMcpServer",
-    "GetMcpServer",
-    "ListMcpServers",
-    "ListVisibleMcpServers",
-    "McpServerConnection",
-    "McpServerList",
-    "McpServerView",
-    "RegisterMcpServer",
-    "ResolveMcpServer",
-    "SyncCounts",
-    "SyncMcpServer",
-    "UpdateMcpServer",
-    "check_server_name",
-    "check_server_url",
-    "server_event",
-    # plans
     "EXECUTE_ASK_TIMEOUT_SECONDS",
     "MAX_PLAN_CANDIDATES",
     "MCP_PLAN_APPROVED",
@@ -635,21 +616,44 @@ __all__ = [
     "MCP_PLAN_REJECTED",
     "MCP_PLAN_STALE",
     "MCP_PLAN_UPDATED",
+    "MCP_SERVER_DISABLED",
+    "MCP_SERVER_REGISTERED",
+    "MCP_SERVER_SYNCED",
+    "MCP_SERVER_SYNC_FAILED",
+    "MCP_SERVER_UPDATED",
+    "OPS_MCP_SERVER",
     "PLAN_FINAL_STATUSES",
     "PLAN_STATUSES",
+    "QCOS_MCP_SERVER",
+    "SERVICE",
     "ApproveMcpPlan",
+    "DisableMcpServer",
     "ExecuteMcpPlan",
     "GetMcpPlan",
+    "GetMcpServer",
     "ListMcpPlans",
+    "ListMcpServers",
+    "ListVisibleMcpServers",
     "McpPlanView",
+    "McpServerConnection",
+    "McpServerList",
+    "McpServerView",
     "PlanCandidate",
     "PlanChoice",
     "PlanMcp",
     "PlanPolicy",
     "PlanReason",
+    "RegisterMcpServer",
     "RejectMcpPlan",
+    "ResolveMcpServer",
+    "SyncCounts",
+    "SyncMcpServer",
     "UpdateMcpPlanArguments",
+    "UpdateMcpServer",
     "check_plan_arguments",
+    "check_server_name",
+    "check_server_url",
     "plan_event",
+    "server_event",
     "tool_policy_action",
 ]
