@@ -6,6 +6,8 @@ tenant isolation."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from synapsex.actors.update.actor import UpdateActor
@@ -393,3 +395,43 @@ async def test_events_are_staged_with_every_change(tmp_path, db_environ):
         "rollout.resumed",
         "rollout.rolled_back",
     ]
+
+
+async def test_two_processes_on_one_postgresql_start_one_rollout_and_agree_on_assignments(
+    tmp_path, pg_url
+):
+    """Two runtimes (servers) on one database: of two rollouts of a component started at once
+    only one starts; VMs asking both while one pauses it are given the release only inside
+    the percentage, and both answer the same afterwards (paused: nobody new)."""
+    environ = {"DATABASE_URL": pg_url}
+    first = Runtime.embedded(
+        data_dir=tmp_path / "a", actors=[UpdateActor, FakeVmRegistry], environ=environ
+    )
+    second = Runtime.embedded(
+        data_dir=tmp_path / "b", actors=[UpdateActor, FakeVmRegistry], environ=environ
+    )
+    await first.start()
+    await second.start()
+    try:
+        ids = vms(10)
+        one, two = await release(first, "1.0.0"), await release(first, "1.1.0")
+        results = await asyncio.gather(
+            start(first, one, 50), start(second, two, 50), return_exceptions=True
+        )
+        started = [r for r in results if isinstance(r, RolloutView)]
+        assert len(started) == 1
+        assert [type(r) for r in results if not isinstance(r, RolloutView)] == [Conflict]
+        (r,) = started
+        told = await asyncio.gather(
+            *(desired(rt, vm_id) for vm_id in ids for rt in (first, second)),
+            second.ask(PauseRollout(tenant_id=A, id=r.id)),
+        )
+        given = {vm_id for vm_id in ids if (await desired(first, vm_id)).version is not None}
+        # whatever interleaving: the VMs given it are inside the percentage, and after the
+        # pause nobody else is
+        assert given <= {v for v in ids if in_percentage(bucket_of(r.id, v), 50)}
+        assert all(t.version in (None, r.version) for t in told[:-1])
+        assert given == {v for v in ids if (await desired(second, v)).version is not None}
+    finally:
+        await first.stop()
+        await second.stop()
