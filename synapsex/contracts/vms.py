@@ -179,6 +179,8 @@ class VmView(Reply):
     #: one of :data:`VM_HEALTHS`, derived when the view was made
     health: str
     created_at: datetime
+    #: the member who registered it (``None``: registered by a service)
+    created_by: str | None = None
 
 
 class RegisteredVm(Reply):
@@ -224,6 +226,8 @@ class RegisterVm(Message, service=SERVICE):
     labels: dict[str, Any]
     runtime_version: str
     agent_version: str
+    #: the member registering it (members may then rotate and deregister their own VMs)
+    created_by: str | None = None
 
     def validate(self) -> None:
         check_vm_name(self.name)

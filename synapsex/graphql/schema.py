@@ -31,6 +31,7 @@ from synapsex.graphql.scalars import SCALAR_MAP
 from synapsex.graphql.secrets import SecretMutation, SecretQuery
 from synapsex.graphql.telemetry import TelemetryMutation, TelemetryQuery
 from synapsex.graphql.tenants import TenantMutation, TenantQuery
+from synapsex.graphql.vms import VmMutation, VmQuery
 from synapsex.graphql.webhooks import WebhookMutation, WebhookQuery
 from synapsex.graphql.workspaces import WorkspaceMutation, WorkspaceQuery
 
@@ -54,6 +55,7 @@ QUERIES: tuple[type, ...] = (
     WorkspaceQuery,
     AgentQuery,
     DeploymentQuery,
+    VmQuery,
     McpServerQuery,
 )
 MUTATIONS: tuple[type, ...] = (
@@ -70,6 +72,7 @@ MUTATIONS: tuple[type, ...] = (
     WorkspaceMutation,
     AgentMutation,
     DeploymentMutation,
+    VmMutation,
     McpServerMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription, ReleaseSubscription)

@@ -96,6 +96,7 @@ _COLUMNS = (
     "status",
     "created_at_ms",
     "last_heartbeat_ms",
+    "created_by",
 )
 #: a heartbeat that changes nothing but the time
 _TOUCH = (
@@ -186,6 +187,7 @@ class VmRegistryActor(
             last_heartbeat_at=None if last is None else ms_to_datetime(last),
             health=health_of(now_ms, last, created, self._interval_ms),
             created_at=ms_to_datetime(created),
+            created_by=get("created_by"),
         )
 
     def _health_filter(self, health: str, now_ms: int) -> Q:
@@ -360,6 +362,7 @@ class VmRegistryActor(
                     token_hash=hash_token(token),
                     created_at_ms=now_ms,
                     last_heartbeat_ms=None,
+                    created_by=msg.created_by,
                     using_db=conn,
                 )
                 if labels:

@@ -29,6 +29,8 @@ class Vm(Model):
     token_hash = fields.CharField(max_length=64, unique=True)
     created_at_ms = fields.BigIntField()
     last_heartbeat_ms = fields.BigIntField(null=True)
+    #: the member who registered it
+    created_by = fields.CharField(max_length=40, null=True)
 
     class Meta:
         app = "vm_registry"

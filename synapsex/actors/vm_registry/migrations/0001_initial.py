@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 ('token_hash', fields.CharField(unique=True, description='hex SHA-256 of the current VM token', max_length=64)),
                 ('created_at_ms', fields.BigIntField()),
                 ('last_heartbeat_ms', fields.BigIntField(null=True)),
+                ('created_by', fields.CharField(null=True, description='the member who registered it', max_length=40)),
             ],
             options={'table': 'vms', 'app': 'vm_registry', 'unique_together': (('tenant_id', 'name_key'),), 'indexes': [Index(fields=['tenant_id', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
