@@ -16,8 +16,9 @@ WORKSPACE_FIELDS = "id name agentId status artifactCount createdAt updatedAt arc
 ARTIFACT_FIELDS = "id workspaceId name kind mediaType size sha256 createdBy createdAt"
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 
-VMS = f"""query OpsMcpVms($status: VmStatus, $label: String, $first: Int!, $after: String) {{
-  vms(status: $status, label: $label, first: $first, after: $after) {{
+VMS = f"""query OpsMcpVms($status: VmStatus, $health: VmHealth, $label: String, $first: Int!,
+    $after: String) {{
+  vms(status: $status, health: $health, label: $label, first: $first, after: $after) {{
     edges {{ node {{ {VM_FIELDS} }} }} {PAGE_INFO}
   }}
 }}"""

@@ -173,8 +173,8 @@ def build_server(
             "has id, name, labels (a string map), runtimeVersion, agentVersion, status (what "
             "the VM reports: READY, BUSY, UPDATING or FAILED), health (derived from "
             "heartbeats: HEALTHY, STALE or OFFLINE), lastHeartbeatAt and createdAt. Filter by "
-            "status or by a label selector such as 'region=eu' or 'gpu'. Returns {items, "
-            "nextCursor}."
+            "status, by health (e.g. OFFLINE to find machines that stopped reporting) or by a "
+            "label such as 'zone=eu-west'. Returns {items, nextCursor}."
         ),
         annotations=READ,
     )
@@ -184,17 +184,27 @@ def build_server(
             Literal["READY", "BUSY", "UPDATING", "FAILED"] | None,
             Field(description="Only VMs reporting this status."),
         ] = None,
+        health: Annotated[
+            Literal["HEALTHY", "STALE", "OFFLINE"] | None,
+            Field(description="Only VMs of this health."),
+        ] = None,
         label: Annotated[
             str | None,
             Field(
                 max_length=400,
-                description="Only VMs with this label: 'key=value', or 'key' for any value.",
+                description="Only VMs with this label and value: 'key=value', e.g. 'zone=eu-west'.",
             ),
         ] = None,
         first: First = DEFAULT_PAGE_SIZE,
         after: After = None,
     ) -> dict[str, Any]:
-        variables = {"status": status, "label": label, "first": first, "after": after}
+        variables = {
+            "status": status,
+            "health": health,
+            "label": label,
+            "first": first,
+            "after": after,
+        }
         return _page((await gql(ctx, "list_vms", ops.VMS, variables))["vms"])
 
     @server.tool(

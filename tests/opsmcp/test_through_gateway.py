@@ -1,6 +1,6 @@
 """synapsex-ops-mcp in front of a real gateway (on a real port), used with the ``mcp`` client:
 each MCP request's bearer key is the caller at the gateway, so a tenant sees only its own
-events, rollouts, workspaces and artifacts (another tenant's is NOT_FOUND), a viewer is
+events, VMs, rollouts, workspaces and artifacts (another tenant's is NOT_FOUND), a viewer is
 FORBIDDEN to write, and the fallback key is used only when a request has none."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 import pytest
 from structlog.testing import capture_logs
 
+from synapsex.contracts.vms import RegisterVm, VmHeartbeat
 from tests.graphql.conftest import Caller, Gateway, running_gateway
 
 from .conftest import Mcp, mcp_client, ops_mcp
@@ -119,6 +120,51 @@ async def check_rollouts(gw: Gateway, acme: Mcp, globex: Mcp, viewer: Mcp) -> No
     assert resumed["status"] == "RUNNING"
 
 
+async def check_vms(gw: Gateway, acme: Mcp, globex: Mcp) -> None:
+    ids = {}
+    for name, zone in (("edge-1", "eu-west"), ("edge-2", "us-east")):
+        made = await gw.runtime.ask(
+            RegisterVm(
+                tenant_id=gw.acme.tenant_id,
+                name=name,
+                labels={"zone": zone},
+                runtime_version="1.0.0",
+                agent_version="1.0.0",
+            )
+        )
+        ids[name] = made.vm.id
+    await gw.runtime.ask(
+        VmHeartbeat(
+            tenant_id=gw.acme.tenant_id,
+            vm_id=ids["edge-1"],
+            runtime_version="1.0.1",
+            agent_version="1.0.0",
+            status="BUSY",
+        )
+    )
+    listed = await acme.call("list_vms")
+    assert [(v["name"], v["labels"]) for v in listed["items"]] == [
+        ("edge-1", {"zone": "eu-west"}),
+        ("edge-2", {"zone": "us-east"}),
+    ]
+    east = await acme.call("list_vms", label="zone=us-east")
+    assert [v["id"] for v in east["items"]] == [ids["edge-2"]]
+    busy = await acme.call("list_vms", status="BUSY", health="HEALTHY")
+    assert [v["id"] for v in busy["items"]] == [ids["edge-1"]]
+
+    vm = await acme.call("get_vm", id=ids["edge-1"])
+    assert (vm["name"], vm["status"], vm["health"], vm["runtimeVersion"]) == (
+        "edge-1",
+        "BUSY",
+        "HEALTHY",
+        "1.0.1",
+    )
+    assert vm["lastHeartbeatAt"]
+    # another tenant: as if the VMs did not exist
+    assert (await globex.call("list_vms"))["items"] == []
+    assert "NOT_FOUND" in await globex.error("get_vm", id=ids["edge-1"])
+
+
 async def check_artifacts(gw: Gateway, acme: Mcp, globex: Mcp, viewer: Mcp) -> None:
     workspace_id = (await gw.acme.data(CREATE_WORKSPACE, {"name": "ops"}))["createWorkspace"]["id"]
     text_id = await upload(gw.acme, workspace_id, "notes.md", TEXT.encode(), "text/markdown")
@@ -178,6 +224,7 @@ async def use_every_tool(gw: Gateway, viewer_key: Caller) -> None:
         mcp_client(server.url, viewer_key.key) as viewer,
     ):
         await check_events(acme, globex)
+        await check_vms(gw, acme, globex)
         await check_rollouts(gw, acme, globex, viewer)
         await check_artifacts(gw, acme, globex, viewer)
         assert "FORBIDDEN" in await viewer.error("publish_event", topic="ops.note")
