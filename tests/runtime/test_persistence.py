@@ -16,8 +16,10 @@ from synapsex.runtime.deadletters import SqlDeadLetters
 from synapsex.runtime.testing import wait_until
 
 
-async def test_migrations_run_from_an_empty_database(tmp_path, db_environ):
-    runtime = Runtime.embedded(data_dir=tmp_path, services=["tenant-service"], environ=db_environ)
+async def test_migrations_run_from_an_empty_database(tmp_path, empty_db_environ):
+    runtime = Runtime.embedded(
+        data_dir=tmp_path, services=["tenant-service"], environ=empty_db_environ
+    )
     (db,) = runtime.databases()
     await db.open()
     try:
