@@ -370,7 +370,7 @@ class GetDesiredVersion(Message, service=SERVICE):
     preview: bool = False
 
     def validate(self) -> None:
-        check_text(self.vm_id, "vmId", max_length=40)
+        check_text(self.vm_id, "vmId", max_length=60)
         check_choice(self.component, COMPONENTS, "component")
 
 
