@@ -360,6 +360,8 @@ MAX_REJECT_REASON_LENGTH = 500
 MAX_ARGUMENTS_BYTES = 64 * 1024
 #: candidates a plan keeps (and asks the policy about)
 MAX_PLAN_CANDIDATES = 5
+#: how much of an execution's result document a plan keeps itself
+RESULT_EXCERPT_CHARS = 16_384
 #: how long the gateway waits for an execution (each MCP operation inside is bounded by
 #: ``SYNAPSEX_MCP_TIMEOUT``, at most 120 s; an execution re-reads the tools then calls one)
 EXECUTE_ASK_TIMEOUT_SECONDS = 300.0
@@ -467,6 +469,10 @@ class McpPlanView(Reply):
     result_artifact_id: str | None
     created_at: datetime
     updated_at: datetime
+    #: the start (:data:`RESULT_EXCERPT_CHARS` characters) of the result document, JSON
+    #: ``{"content": [...], "structuredContent": ..., "isError": ...}``; the whole document is
+    #: the result artifact when the plan has a workspace
+    result_excerpt: str | None = None
 
 
 class PlanMcp(Message, service=SERVICE):
@@ -625,6 +631,7 @@ __all__ = [
     "PLAN_FINAL_STATUSES",
     "PLAN_STATUSES",
     "QCOS_MCP_SERVER",
+    "RESULT_EXCERPT_CHARS",
     "SERVICE",
     "ApproveMcpPlan",
     "DisableMcpServer",

@@ -80,6 +80,8 @@ class McpPlan(Model):
     duration_ms = fields.FloatField(null=True)
     outcome_error = fields.TextField(null=True)
     result_artifact_id = fields.CharField(max_length=40, null=True)
+    #: the start of the result document (JSON), also for plans without a workspace
+    result_excerpt = fields.TextField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
