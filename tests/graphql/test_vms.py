@@ -222,6 +222,14 @@ async def test_vms_are_filtered_by_label_and_status_and_paged(gateway):
     rest = (await acme.data(LIST, {"first": 2, "after": page["pageInfo"]["endCursor"]}))["vms"]
     assert [e["node"]["id"] for e in rest["edges"]] == ids[2:]
     assert rest["pageInfo"]["hasNextPage"] is False
+    # labels written in the document itself (a JSON object literal)
+    inline = await acme.data(
+        'mutation { registerVm(input: {name: "lit", labels: {zone: "ap", tier: ""}, '
+        'runtimeVersion: "1.0.0", agentVersion: "1.0.0"}) { vm { id labels } } }'
+    )
+    assert inline["registerVm"]["vm"]["labels"] == {"tier": "", "zone": "ap"}
+    found = await listed(acme, label="tier=")
+    assert [v["id"] for v in found] == [inline["registerVm"]["vm"]["id"]]
 
 
 # ---------------------------------------------------------------------------- limits, roles, audit

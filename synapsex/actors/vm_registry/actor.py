@@ -216,7 +216,7 @@ class VmRegistryActor(
             self.actor_runtime.tell_nowait(message)
         except ContractError as exc:
             log.debug(
-                "heartbeat notice skipped",
+                "notice to another service skipped",
                 message_type=type(message).__name__,
                 error_code=exc.code,
             )
