@@ -70,6 +70,8 @@ from .seed import McpSettings, auth_env_name
 log = structlog.get_logger("synapsex.mcp_router")
 
 MAX_ERROR_LENGTH = 500
+#: a catalog write of up to 1,000 tools (each changed one is an UPDATE of its own)
+CATALOG_TIMEOUT_SECONDS = 60.0
 
 
 def server_view(row: McpServer) -> McpServerView:
@@ -357,7 +359,8 @@ class RegistryHandlers:
                 server_id=row.id,
                 server_name=row.name,
                 tools=listed.tools,
-            )
+            ),
+            timeout=CATALOG_TIMEOUT_SECONDS,
         )
         counts = SyncCounts(
             added=result.added,
