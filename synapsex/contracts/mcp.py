@@ -607,6 +607,7 @@ def plan_event(view: McpPlanView, **extra: Any) -> dict[str, Any]:
         "requiresApproval": view.requires_approval,
         "argumentsSha256": None if chosen is None else chosen.arguments_sha256,
         "toolDefinitionSha256": None if chosen is None else chosen.tool_definition_sha256,
+        "updatedAt": view.updated_at.isoformat(),
         **extra,
     }
 

@@ -23,6 +23,7 @@ from synapsex.graphql.billing import BillingMutation, BillingQuery
 from synapsex.graphql.deployments import DeploymentMutation, DeploymentQuery
 from synapsex.graphql.errors import GatewayExtension, rewrite_errors
 from synapsex.graphql.events import EventMutation, EventQuery, EventSubscription
+from synapsex.graphql.mcp_plans import McpPlanMutation, McpPlanQuery, McpPlanSubscription
 from synapsex.graphql.mcp_servers import McpServerMutation, McpServerQuery
 from synapsex.graphql.models import ModelMutation, ModelQuery
 from synapsex.graphql.policies import PolicyMutation, PolicyQuery
@@ -57,6 +58,7 @@ QUERIES: tuple[type, ...] = (
     DeploymentQuery,
     VmQuery,
     McpServerQuery,
+    McpPlanQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     TenantMutation,
@@ -74,8 +76,9 @@ MUTATIONS: tuple[type, ...] = (
     DeploymentMutation,
     VmMutation,
     McpServerMutation,
+    McpPlanMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription, ReleaseSubscription)
+SUBSCRIPTIONS: tuple[type, ...] = (EventSubscription, ReleaseSubscription, McpPlanSubscription)
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)
