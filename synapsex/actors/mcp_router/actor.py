@@ -4,7 +4,7 @@ their tools (:mod:`.plans`), one actor composed of both parts' handlers.
 Before the first message, ``on_start`` gives both parts what they share: ``self.mcp_settings``
 (:class:`~.seed.McpSettings`, from the environment) and ``self.outbox`` (the service's
 transactional outbox, ``mcp_router_outbox``); it seeds the platform servers, then runs the
-plans part's ``plans_start()`` when it has one.
+plans part's ``plans_start()``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ from synapsex.contracts.mcp import SERVICE
 from synapsex.runtime import Actor
 
 from .models import McpRouterOutbox
+from .plans import PlanHandlers
 from .registry import RegistryHandlers
 from .seed import McpSettings, seed_platform_servers
-
-try:
-    from .plans import PlanHandlers
-except ModuleNotFoundError as exc:  # pragma: no cover - only while the plans part is written
-    if exc.name != f"{__package__}.plans":
-        raise
-
-    class PlanHandlers:  # type: ignore[no-redef]
-        """Stands in for the plans part until ``plans.py`` exists."""
 
 
 class McpRouterActor(
@@ -43,6 +35,4 @@ class McpRouterActor(
         self.outbox = Outbox(self, McpRouterOutbox)
         self.outbox.start()
         await seed_platform_servers(self.mcp_settings.platform_servers)
-        plans_start = getattr(self, "plans_start", None)
-        if plans_start is not None:
-            await plans_start()
+        await self.plans_start()
