@@ -17,8 +17,9 @@ from synapsex.contracts import deployments as contract
 from synapsex.contracts.agents import GetAgent
 from synapsex.contracts.auth import Principal
 from synapsex.contracts.errors import InvalidInput, NotFound
+from synapsex.contracts.vms import VM_TOKEN_PREFIX
 from synapsex.graphql.agents import Agent, registered_by_caller
-from synapsex.graphql.context import GatewayContext
+from synapsex.graphql.context import GatewayContext, bearer_key
 from synapsex.graphql.guard import guarded
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
@@ -56,9 +57,9 @@ class AgentDeployment:
 
     @strawberry.field(description="The deployed agent.")
     async def agent(self, info: Ctx) -> Agent | None:
-        p = await info.context.principal()
+        tenant_id = await _caller_tenant_id(info.context)
         try:
-            view = await info.context.ask(GetAgent(tenant_id=p.tenant_id, id=str(self.agent_id)))
+            view = await info.context.ask(GetAgent(tenant_id=tenant_id, id=str(self.agent_id)))
         except NotFound:
             return None
         return Agent.of(view)
@@ -77,6 +78,15 @@ class AgentDeployment:
             reported_at=view.reported_at,
             replaces_id=strawberry.ID(view.replaces_id) if view.replaces_id else None,
         )
+
+
+async def _caller_tenant_id(ctx: GatewayContext) -> str:
+    """The caller's tenant: a user's, or a VM's when a VM reads its own deployments in the
+    reply to its heartbeat (the only place a VM token reaches a deployment)."""
+    token = bearer_key(ctx.authorization)
+    if token is not None and token.startswith(VM_TOKEN_PREFIX):
+        return (await ctx.vm_principal()).tenant_id
+    return (await ctx.principal()).tenant_id
 
 
 @strawberry.input

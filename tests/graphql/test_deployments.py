@@ -1,7 +1,7 @@
 """Agent deployments through the gateway, on both engines, with the real api-gateway and
-vm-registry: deploy, the states VMs report, a redeploy replacing the current deployment,
-undeploy, archiving an agent, validation and NOT_FOUND errors naming their field, roles, and
-tenant isolation."""
+vm-registry: deploy, the states VMs report (directly, and in a VM's ``vmHeartbeat``), a
+redeploy replacing the current deployment, undeploy, archiving an agent, validation and
+NOT_FOUND errors naming their field, roles, and tenant isolation."""
 
 from __future__ import annotations
 
@@ -164,6 +164,74 @@ async def test_deploy_report_redeploy_undeploy_and_archive(gateway: Gateway):
         ("agent.deploy", third["id"], "SUCCESS", None),
         ("agent.deploy", None, "FAILURE", "CONFLICT"),
     ]
+
+
+HEARTBEAT = """mutation ($input: VmHeartbeatInput!) {
+  vmHeartbeat(input: $input) {
+    vm { id status }
+    deployments { id version state error agent { id name } }
+  }
+}"""
+
+
+async def test_a_vm_reports_its_deployments_states_in_its_heartbeat(gateway: Gateway):
+    acme = gateway.acme
+    bot = await agent(acme, "Heartbeat Bot", "1.2.0")
+    registered = await gateway.runtime.ask(
+        RegisterVm(
+            tenant_id=acme.tenant_id,
+            name="beating",
+            labels={},
+            runtime_version="1.0.0",
+            agent_version="1.0.0",
+        )
+    )
+    machine = Caller(acme.client, registered.token, acme.tenant_id, "")
+    dep = await deploy(acme, bot["id"], registered.vm.id)
+
+    def beat(*reports: dict) -> dict:
+        return {
+            "input": {
+                "runtimeVersion": "1.0.0",
+                "agentVersion": "1.0.0",
+                "status": "READY",
+                "deployments": list(reports),
+            }
+        }
+
+    reply = (await machine.data(HEARTBEAT, beat()))["vmHeartbeat"]
+    assert reply["deployments"] == [  # what the VM should run, its agent readable by the VM
+        {
+            "id": dep["id"],
+            "version": "1.2.0",
+            "state": "PENDING",
+            "error": None,
+            "agent": {"id": bot["id"], "name": "Heartbeat Bot"},
+        }
+    ]
+    await machine.data(
+        HEARTBEAT, beat({"deploymentId": dep["id"], "state": "FAILED", "error": "no GPU"})
+    )
+
+    async def failed() -> bool:  # passed on without blocking the heartbeat
+        return (await get(acme, dep["id"]))["state"] == "FAILED"
+
+    await wait_until(failed, deadline=10)
+    assert (await get(acme, dep["id"]))["error"] == "no GPU"
+    await machine.data(HEARTBEAT, beat({"deploymentId": dep["id"], "state": "RUNNING"}))
+
+    async def running() -> bool:
+        return (await get(acme, dep["id"]))["state"] == "RUNNING"
+
+    await wait_until(running, deadline=10)
+    reply = (await machine.data(HEARTBEAT, beat()))["vmHeartbeat"]
+    assert [(d["id"], d["state"], d["error"]) for d in reply["deployments"]] == [
+        (dep["id"], "RUNNING", None)
+    ]
+    # the VM token reaches deployments only through its heartbeat
+    assert code(await machine.error(GET, {"id": dep["id"]})) == "FORBIDDEN"
+    error = await machine.error(DEPLOY, {"input": {"agentId": bot["id"], "vmId": "vm_x"}})
+    assert code(error) == "FORBIDDEN"
 
 
 async def test_bad_input_and_unknown_objects_name_their_field(gateway: Gateway):
