@@ -1,7 +1,8 @@
 """``GET /artifacts/{id}`` on both engines: bytes and SHA-256 identical to the upload, the
 headers (media type, length, ETag, Content-Disposition), 304 and HEAD, a 20 MiB download
 streamed without the file in memory (measured with tracemalloc), and the JSON errors: 401
-without a valid key, 404 for an unknown, deleted or another tenant's artifact alike."""
+without a valid key, 403 for a VM token, 404 for an unknown, deleted or another tenant's
+artifact alike."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from synapsex.contracts.vms import VM_TOKEN_PREFIX
 from synapsex.contracts.workspaces import ArtifactChunk, UploadArtifact
 
 from .conftest import Caller, Gateway, running_gateway
@@ -127,7 +129,7 @@ async def test_a_twenty_mib_download_streams_without_the_file_in_memory(gateway:
     assert not [o for o in gc.get_objects() if isinstance(o, ArtifactChunk)]
 
 
-async def test_without_a_valid_key_a_download_is_401(gateway: Gateway):
+async def test_without_a_valid_key_a_download_is_401_and_with_a_vm_token_403(gateway: Gateway):
     art = await upload(gateway.acme, b"private", "p.txt", "text/plain")
     for headers in ({}, {"Authorization": "Bearer sx_wrong"}, {"Authorization": "Basic eDp5"}):
         response = await gateway.client.get(art["downloadPath"], headers=headers)
@@ -136,6 +138,12 @@ async def test_without_a_valid_key_a_download_is_401(gateway: Gateway):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         body = await response.json()
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # a VM token only heartbeats and asks for versions
+    response = await gateway.client.get(
+        art["downloadPath"], headers={"Authorization": f"Bearer {VM_TOKEN_PREFIX}whatever"}
+    )
+    assert response.status == 403
+    assert (await response.json())["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_another_tenants_unknown_and_deleted_artifacts_are_404_alike(gateway: Gateway):
