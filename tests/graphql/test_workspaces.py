@@ -157,7 +157,6 @@ async def test_a_workspace_lives_within_the_plan_limit_and_is_audited(gateway: G
     await create(globex, "room again")
     assert (await globex.data(USAGE))["storageUsage"]["workspaces"] == 5
 
-
     records = [e["node"] for e in (await globex.data(AUDIT))["auditRecords"]["edges"]]
     outcomes = {(r["action"], r["outcome"], r["errorCode"]) for r in records}
     assert ("workspace.create", "SUCCESS", None) in outcomes
