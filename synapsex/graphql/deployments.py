@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -17,12 +18,15 @@ from synapsex.contracts import deployments as contract
 from synapsex.contracts.agents import GetAgent
 from synapsex.contracts.auth import Principal
 from synapsex.contracts.errors import InvalidInput, NotFound
-from synapsex.contracts.vms import VM_TOKEN_PREFIX
+from synapsex.contracts.vms import VM_TOKEN_PREFIX, GetVm
 from synapsex.graphql.agents import Agent, registered_by_caller
 from synapsex.graphql.context import GatewayContext, bearer_key
 from synapsex.graphql.guard import guarded
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
+
+if TYPE_CHECKING:
+    from synapsex.graphql.vms import Vm
 
 Ctx = Info[GatewayContext, None]
 
@@ -63,6 +67,17 @@ class AgentDeployment:
         except NotFound:
             return None
         return Agent.of(view)
+
+    @strawberry.field(description="The VM it is deployed on (null once the VM is deregistered).")
+    async def vm(self, info: Ctx) -> Annotated[Vm, strawberry.lazy("synapsex.graphql.vms")] | None:
+        from synapsex.graphql.vms import Vm  # imports this module: loaded when first resolved
+
+        tenant_id = await _caller_tenant_id(info.context)
+        try:
+            view = await info.context.ask(GetVm(tenant_id=tenant_id, id=str(self.vm_id)))
+        except NotFound:
+            return None
+        return Vm.of(view)
 
     @classmethod
     def of(cls, view: contract.DeploymentView) -> AgentDeployment:

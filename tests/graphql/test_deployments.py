@@ -28,7 +28,7 @@ SERVICES = [
 
 DEPLOYMENT = (
     "id agentId vmId version state error createdAt updatedAt reportedAt replacesId "
-    "agent { id name version }"
+    "agent { id name version } vm { id name }"
 )
 DEPLOY = f"""mutation ($input: DeployAgentInput!) {{
   deployAgent(input: $input) {{ {DEPLOYMENT} }}
@@ -119,6 +119,7 @@ async def test_deploy_report_redeploy_undeploy_and_archive(gateway: Gateway):
     first = await deploy(acme, bot["id"], node)
     assert (first["state"], first["version"], first["vmId"]) == ("PENDING", "2.0.0", node)
     assert first["agent"] == bot
+    assert first["vm"] == {"id": node, "name": "node-1"}
     assert await deploy(acme, bot["id"], node) == first  # same version: unchanged
 
     await report(gateway, acme, node, (first["id"], "RUNNING"))
@@ -169,7 +170,7 @@ async def test_deploy_report_redeploy_undeploy_and_archive(gateway: Gateway):
 HEARTBEAT = """mutation ($input: VmHeartbeatInput!) {
   vmHeartbeat(input: $input) {
     vm { id status }
-    deployments { id version state error agent { id name } }
+    deployments { id version state error agent { id name } vm { name } }
   }
 }"""
 
@@ -207,6 +208,7 @@ async def test_a_vm_reports_its_deployments_states_in_its_heartbeat(gateway: Gat
             "state": "PENDING",
             "error": None,
             "agent": {"id": bot["id"], "name": "Heartbeat Bot"},
+            "vm": {"name": "beating"},
         }
     ]
     await machine.data(
