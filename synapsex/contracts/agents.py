@@ -35,6 +35,8 @@ SERVICE = "api-gateway"
 
 AGENT_STATUSES: tuple[str, ...] = ("ACTIVE", "ARCHIVED")
 MAX_NAME_LENGTH = 100
+#: the longest a name may be once normalised (NFKC may expand a ligature to many letters)
+MAX_NAME_KEY_LENGTH = 400
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_CAPABILITIES = 32
 MAX_CAPABILITY_LENGTH = 64
@@ -101,6 +103,8 @@ def check_agent_name(value: str, field: str = "name") -> None:
             "must start with a letter or digit and hold only letters, digits, spaces, "
             "'.', '_' or '-'",
         )
+    if len(agent_name_key(value)) > MAX_NAME_KEY_LENGTH:  # a few ligatures expand a lot
+        raise InvalidInput(field, "is too long once its ligatures are spelled out")
 
 
 def agent_name_key(name: str) -> str:

@@ -162,6 +162,7 @@ async def test_another_tenants_agent_is_not_found(rt):
         ({"name": "-dash-first"}, "name"),
         ({"name": "semi;colon"}, "name"),
         ({"name": "x" * 101}, "name"),
+        ({"name": "\ufdfa" * 30}, "name"),  # a ligature NFKC spells out in 18 letters
         ({"version": "1.0"}, "version"),
         ({"version": "v1.0.0"}, "version"),
         ({"version": "01.2.3"}, "version"),
