@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager, suppress
 from typing import Any
 
+import pytest
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 
 from synapsex.contracts.events import events_channel
 from synapsex.runtime.testing import wait_until
 
-from .conftest import Caller, Gateway
+from .conftest import Caller, Gateway, running_gateway
 
 #: how long a test waits for something that should happen at once
 DEADLINE = 5.0
@@ -70,8 +71,29 @@ def ws_client(gateway: Gateway, init_payload: dict[str, Any] | None) -> Client:
     return Client(transport=transport)
 
 
+#: the services of :func:`live_gateway`: what the events API needs, without billing-service and
+#: webhook-service, which listen to tenants' live events themselves
+LIVE_SERVICES = [
+    "tenant-service",
+    "auth-service",
+    "policy-service",
+    "audit-service",
+    "event-bus-service",
+    "observability-service",
+]
+
+
+@pytest.fixture(name="gateway")
+async def live_gateway(tmp_path, db_environ, aiohttp_client) -> AsyncIterator[Gateway]:
+    """The gateway over :data:`LIVE_SERVICES`, so a listener of a tenant's live events is a
+    subscription (a module that imports this fixture gets it as ``gateway``)."""
+    async with running_gateway(tmp_path, db_environ, aiohttp_client, LIVE_SERVICES) as gateway:
+        yield gateway
+
+
 def listening(gateway: Gateway, caller: Caller) -> bool:
-    """Whether anything of this process listens to the caller's tenant's live events."""
+    """Whether anything of this process listens to the caller's tenant's live events (with
+    :func:`live_gateway`: whether a subscription does)."""
     return gateway.runtime.broadcast.has_listeners(events_channel(caller.tenant_id))
 
 

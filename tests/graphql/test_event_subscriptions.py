@@ -21,6 +21,7 @@ from .events_support import (
     Subscription,
     all_events,
     listening,
+    live_gateway,  # noqa: F401 (the fixture ``gateway`` of this module)
     publish,
     subscribed,
     ws_client,

@@ -16,7 +16,16 @@ from synapsex.contracts.events import MAX_PAYLOAD_BYTES, CreateConsumerGroup
 from synapsex.runtime.testing import wait_until
 
 from .conftest import Caller
-from .events_support import DEADLINE, EVENT_FIELDS, EVENTS, PUBLISH, all_events, listening, publish
+from .events_support import (  # live_gateway: the fixture ``gateway`` of this module
+    DEADLINE,
+    EVENT_FIELDS,
+    EVENTS,
+    PUBLISH,
+    all_events,
+    listening,
+    live_gateway,  # noqa: F401
+    publish,
+)
 
 GROUP_FIELDS = """id name topics maxAttempts visibilityTimeoutSeconds retryBackoffSeconds
   maxRetryBackoffSeconds createdAt pending leased acked deadLetter oldestPendingAgeSeconds"""
