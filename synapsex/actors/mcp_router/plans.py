@@ -117,7 +117,8 @@ from .ranking import CatalogIndex, Ranked, split_words, tool_doc
 
 log = structlog.get_logger("synapsex.mcp_router")
 
-#: catalog indexes kept (one per tenant and set of servers, least recently used dropped)
+#: catalog indexes kept (one per tenant and set of servers, least recently used dropped);
+#: 0 turns the cache off (every plan reads and indexes the catalog: the bench's baseline)
 CATALOG_CACHE_SIZE = 64
 #: a short-lived key lives this much longer than the call's timeout
 KEY_GRACE = timedelta(seconds=60)
@@ -314,6 +315,7 @@ class PlanHandlers:
 
     async def plans_start(self) -> None:
         self._catalogs: OrderedDict[tuple[Any, ...], _Catalog] = OrderedDict()
+        self._building: dict[tuple[Any, ...], asyncio.Future[_Catalog]] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -346,28 +348,49 @@ class PlanHandlers:
         return enabled.servers
 
     async def _catalog(self, tenant_id: str, servers: tuple[McpServerView, ...]) -> _Catalog:
+        """The cached index of these servers' tools for the tenant, built once per key even
+        when plans arrive together (the first builds, the others wait for it)."""
         key = _catalog_key(tenant_id, servers)
-        cached = self._catalogs.get(key)
+        cached = self._catalogs.get(key) if CATALOG_CACHE_SIZE else None
         if cached is not None:
             self._catalogs.move_to_end(key)
             return cached
-        listed = await self.actor_runtime.ask(
-            CatalogTools(tenant_id=tenant_id, server_ids=tuple(s.id for s in servers))
-        )
-        tools = {t.name: t for t in listed.tools}
-        index = CatalogIndex(
-            [
-                tool_doc(
-                    t.name, t.original_name, t.title, t.description, t.input_schema, t.server_name
-                )
-                for t in listed.tools
-            ]
-        )
-        catalog = _Catalog(index=index, tools=tools)
+        if not CATALOG_CACHE_SIZE:
+            return await self._build_catalog(tenant_id, servers)
+        building = self._building.get(key)
+        if building is not None:
+            return await asyncio.shield(building)
+        future: asyncio.Future[_Catalog] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            catalog = await self._build_catalog(tenant_id, servers)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            self._building.pop(key, None)
+        future.set_result(catalog)
         self._catalogs[key] = catalog
         while len(self._catalogs) > CATALOG_CACHE_SIZE:
             self._catalogs.popitem(last=False)
         return catalog
+
+    async def _build_catalog(self, tenant_id: str, servers: tuple[McpServerView, ...]) -> _Catalog:
+        listed = await self.actor_runtime.ask(
+            CatalogTools(tenant_id=tenant_id, server_ids=tuple(s.id for s in servers))
+        )
+        docs = [
+            tool_doc(t.name, t.original_name, t.title, t.description, t.input_schema, t.server_name)
+            for t in listed.tools
+        ]
+        # tokenising 1,000 tools is tens of milliseconds of CPU: in a thread, so the event
+        # loop (every other actor, the gateway) keeps turning meanwhile
+        index = await asyncio.to_thread(CatalogIndex, docs)
+        return _Catalog(index=index, tools={t.name: t for t in listed.tools})
 
     async def _check_workspace(self, tenant_id: str, workspace_id: str) -> None:
         try:

@@ -30,6 +30,7 @@ postings of its few terms) and is immutable, so a cached index can serve concurr
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -90,6 +91,7 @@ _DOUBLE_END_RE = re.compile(r"([b-df-hj-kmnp-rtv-y])\1$")
 # ---------------------------------------------------------------------------- words
 
 
+@functools.lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A light, deterministic suffix stripper (plural ``s``/``es``/``ies``, ``ing``, ``ed``, a
     final ``e``), enough for ``rollouts``/``rollout`` and ``paused``/``pausing``/``pause`` to
@@ -122,13 +124,21 @@ def split_words(text: str) -> list[str]:
     """The words of ``text`` (identifiers split on ``_ - . __`` and camelCase), lower-cased."""
     out: list[str] = []
     for token in _WORD_RE.findall(text):
-        out.extend(part.lower() for part in _CAMEL_RE.split(token) if part)
+        out.extend(_split_token(token))
     return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _split_token(token: str) -> tuple[str, ...]:
+    return tuple(part.lower() for part in _CAMEL_RE.split(token) if part)
 
 
 def terms(text: str) -> list[str]:
     """The stemmed, non-stop words of ``text``, in order (repeats kept: they are frequencies)."""
-    return [stem(w) for w in split_words(text) if w not in STOP_WORDS]
+    stop = STOP_WORDS
+    return [
+        stem(w) for token in _WORD_RE.findall(text) for w in _split_token(token) if w not in stop
+    ]
 
 
 def _synonyms() -> dict[str, tuple[tuple[str, str], ...]]:
@@ -260,31 +270,34 @@ class CatalogIndex:
         return self._idf.get(term_stem, 0.0)
 
     def rank(self, query: Sequence[QueryTerm], limit: int | None = None) -> list[Ranked]:
-        """Tools with a positive score, best first (ties by key), at most ``limit``."""
-        contributions: dict[int, list[Reason]] = {}
+        """Tools with a positive score, best first (ties by key), at most ``limit``. Scores
+        are summed per tool first; reasons are built only for the tools returned."""
+        scores: dict[int, float] = {}
+        matches: dict[int, list[tuple[QueryTerm, str, float]]] = {}
         for qt in query:
             postings = self._postings.get(qt.stem)
             if not postings:
                 continue
-            idf = self._idf[qt.stem]
+            factor = qt.weight * self._idf[qt.stem] * (K1 + 1)
             for i, field, tf in postings:
-                value = (
-                    FIELD_WEIGHTS[field]
-                    * qt.weight
-                    * idf
-                    * tf
-                    * (K1 + 1)
-                    / (tf + self._norm[field][i])
-                )
-                contributions.setdefault(i, []).append(Reason(qt.label, value, field))
+                value = FIELD_WEIGHTS[field] * factor * tf / (tf + self._norm[field][i])
+                scores[i] = scores.get(i, 0.0) + value
+                matches.setdefault(i, []).append((qt, field, value))
+        docs = self.docs
+        order = sorted(
+            (i for i, score in scores.items() if score > 0),
+            key=lambda i: (-scores[i], docs[i].key),
+        )
+        if limit is not None:
+            order = order[:limit]
         ranked = []
-        for i, reasons in contributions.items():
-            score = sum(r.weight for r in reasons)
-            if score > 0:
-                ordered = sorted(reasons, key=lambda r: (-r.weight, r.term, r.field))
-                ranked.append(Ranked(self.docs[i].key, score, tuple(ordered)))
-        ranked.sort(key=lambda r: (-r.score, r.key))
-        return ranked if limit is None else ranked[:limit]
+        for i in order:
+            reasons = sorted(
+                (Reason(qt.label, value, field) for qt, field, value in matches[i]),
+                key=lambda r: (-r.weight, r.term, r.field),
+            )
+            ranked.append(Ranked(docs[i].key, math.fsum(r.weight for r in reasons), tuple(reasons)))
+        return ranked
 
     def search(self, words: Iterable[str], limit: int | None = None) -> list[Ranked]:
         """:meth:`rank` for the words of a query (synonyms added)."""
