@@ -30,8 +30,6 @@ from synapsex.runtime.testing import wait_until
 
 from .fake_vms import FakeVmRegistry
 
-pytestmark = pytest.mark.usefixtures("db_environ")
-
 SERVICES = ["tenant-service", "event-bus-service", "api-gateway", "agent-registry-service"]
 
 

@@ -22,8 +22,6 @@ from synapsex.contracts.events import ListEvents
 from synapsex.contracts.tenant import CreateTenant, UpdateTenantPlan
 from synapsex.runtime import Runtime
 
-pytestmark = pytest.mark.usefixtures("db_environ")
-
 SERVICES = ["tenant-service", "event-bus-service", "api-gateway"]
 
 
