@@ -8,7 +8,11 @@ def test_plan_lists_pending_migrations_and_changes_nothing(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = {line["service"]: line for line in json_lines(result.stdout)}
     assert lines["tenant-service"]["pending"] == ["tenant.0001_initial", "tenant.0002_outbox"]
-    assert lines["auth-service"]["pending"] == ["auth.0001_initial", "auth.0002_outbox"]
+    assert lines["auth-service"]["pending"] == [
+        "auth.0001_initial",
+        "auth.0002_outbox",
+        "auth.0003_key_expiry",
+    ]
     again = json_lines(cli("migrate", "--plan").stdout)
     assert all(line["pending"] for line in again)
 
@@ -31,7 +35,7 @@ def test_migrate_on_postgres_uses_the_services_schema(cli, pg_url):
     result = cli("migrate", "--service", "auth-service", env={"DATABASE_URL": pg_url})
     assert result.returncode == 0, result.stderr
     (line,) = json_lines(result.stdout)
-    assert line["applied"] == ["auth.0001_initial", "auth.0002_outbox"]
+    assert line["applied"] == ["auth.0001_initial", "auth.0002_outbox", "auth.0003_key_expiry"]
     assert line["database"].endswith("?schema=auth")
 
 
