@@ -28,7 +28,7 @@ verb ``read``, ``list``, ``get``, ``verify`` or ``check``         allow   allow 
 any other verb on ``tenant.member``, ``apikey``, ``audit`` or     deny    deny    allow  allow
 ``mcp_server`` (``tenant.member.add/remove/update``,
 ``apikey.create/revoke``, ``mcp_server.create/update/sync``),
-and ``secret.reveal``, ``secret.delete``
+and ``secret.reveal``, ``secret.delete``, ``mcp_plan.approve``
 creation: verb ``create``, ``add``, ``publish`` or ``upload``     deny    allow   allow  allow
 (no specific owner yet)
 any other verb (a write), ``is_own_resource=True``                deny    allow   allow  allow
@@ -80,6 +80,7 @@ OWNER_ONLY_ACTIONS: dict[str, str] = {
 ADMIN_ONLY_ACTIONS: dict[str, str] = {
     "secret.reveal": "Only admins and owners can reveal secret values.",
     "secret.delete": "Only admins and owners can delete secrets.",
+    "mcp_plan.approve": "Only admins and owners can approve MCP plans.",
 }
 #: resources whose writes only admins and owners may perform by default, with the reason
 ADMIN_RESOURCES: dict[str, str] = {
