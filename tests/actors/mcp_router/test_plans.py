@@ -18,7 +18,14 @@ import pytest
 from synapsex.contracts.audit import ListAuditRecords
 from synapsex.contracts.auth import Authenticate, ListApiKeys
 from synapsex.contracts.billing import GetToolCallAllowance
-from synapsex.contracts.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from synapsex.contracts.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    Unauthenticated,
+)
 from synapsex.contracts.events import ListEvents
 from synapsex.contracts.mcp import (
     ApproveMcpPlan,
@@ -34,7 +41,7 @@ from synapsex.contracts.mcp import (
     UpdateMcpPlanArguments,
 )
 from synapsex.contracts.policy import SetPolicy
-from synapsex.contracts.tenant import BootstrapTenant
+from synapsex.contracts.tenant import BootstrapTenant, UpdateTenantPlan
 from synapsex.contracts.workspaces import CreateWorkspace, ReadArtifactChunk
 from synapsex.runtime import Runtime
 from tests.mcp_fixture import expected_text, mcp_fixture_server
@@ -370,6 +377,20 @@ async def test_two_racing_executions_run_the_tool_once(world):
     assert succeeded[0].status == "SUCCEEDED"
     assert world.server.calls == [("delete_ticket", {"ticket_id": "T-5"})]
     assert await world.tool_calls_used() == 1  # the loser gave its reservation back
+
+
+async def test_the_daily_tool_call_limit_leaves_a_plan_approved_and_unrun(world):
+    await world.rt.ask(
+        UpdateTenantPlan(tenant_id=world.a, plan="pro", limits={"tool_calls_per_day": 1})
+    )
+    first = await world.approve(await world.plan("delete ticket ticket_id=T-1"))
+    second = await world.approve(await world.plan("delete ticket ticket_id=T-2"))
+    assert (await world.execute(first)).status == "SUCCEEDED"
+    with pytest.raises(LimitExceeded) as limited:
+        await world.execute(second)
+    assert limited.value.details["limit"] == "tool_calls_per_day"
+    assert (await world.rt.ask(GetMcpPlan(tenant_id=world.a, id=second.id))).status == "APPROVED"
+    assert world.server.calls == [("delete_ticket", {"ticket_id": "T-1"})]
 
 
 async def test_the_catalog_index_follows_syncs(world):
