@@ -246,6 +246,7 @@ class Cell:
         token = current_envelope.set(envelope)
         started = time.perf_counter()
         error_code: str | None = None
+        done = True  # handled for good (answered or refused); else it is retried or kept
         try:
             if method is None:
                 raise LookupError(f"{self.service} has no handler for {type(envelope.message)}")
@@ -260,12 +261,14 @@ class Cell:
                 reply.set_exception(exc)
         except asyncio.CancelledError:
             error_code = Unavailable.code
+            done = False
             self.interrupted = envelope
             if reply is not None and not reply.done():
                 reply.set_exception(Unavailable(f"{self.service} stopped", service=self.service))
             raise
         except Exception as exc:
             error_code = ServiceFailure.code
+            done = False
             counters.failed += 1
             log.exception("handler failed", error=f"{type(exc).__name__}: {exc}")
             if reply is not None and not reply.done():
@@ -286,6 +289,8 @@ class Cell:
             current_envelope.reset(token)
             if envelope.traced and self.spans.traces(self.service):
                 self._record_span(envelope, elapsed, error_code)
+            if done:
+                envelope.release()
 
     def _record_span(self, envelope: Envelope, elapsed: float, error_code: str | None) -> None:
         """Hand the span of a handled message to its request (or the buffer); never waits."""
@@ -297,7 +302,7 @@ class Cell:
             span_id=envelope.span(),
             parent_span_id=envelope.parent_span_id,
             service=self.service,
-            name=type(envelope.message).__name__,
+            name=envelope.message_type,
             started_at=time.time() - elapsed,
             duration=elapsed,
             error_code=error_code,

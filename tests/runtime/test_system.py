@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
+from typing import Any
 
 import pytest
 
@@ -294,3 +297,45 @@ async def test_an_actor_failing_to_start_otherwise_is_named(tmp_path):
     runtime = Runtime.embedded(data_dir=tmp_path, actors=[Broken])
     with pytest.raises(RuntimeError, match="broken-service"):
         await runtime.start()
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+class Blob:
+    """Something big a message or a reply may carry (weakly referenceable)."""
+
+
+class Keep(Message, service="keeper-service"):
+    blob: Any
+
+
+class Keeper(Actor, service="keeper-service"):
+    """Schedules a long timer while handling, as asyncpg does when a connection goes back to
+    its pool: the timer keeps the handler's context alive."""
+
+    timers: list[asyncio.TimerHandle] = []
+
+    @handler
+    async def keep(self, msg: Keep) -> Blob:
+        Keeper.timers.append(asyncio.get_running_loop().call_later(300, lambda: None))
+        return Blob()
+
+
+async def test_a_handled_message_and_its_reply_do_not_outlive_the_handling(tmp_path):
+    """A callback scheduled by a handler keeps its context (and the envelope in it) alive; the
+    message's payload and the reply must not stay with it."""
+    async with Runtime.embedded(data_dir=tmp_path, actors=[Keeper]) as rt:
+        sent = Blob()
+        reply = await rt.ask(Keep(blob=sent))
+        gone = [weakref.ref(sent), weakref.ref(reply)]
+        del sent, reply
+
+        def collected() -> bool:
+            gc.collect()
+            return all(ref() is None for ref in gone)
+
+        await wait_until(collected, message="the message or the reply is still referenced")
+        assert all(not timer.cancelled() for timer in Keeper.timers)  # the context is held
+        for timer in Keeper.timers:
+            timer.cancel()

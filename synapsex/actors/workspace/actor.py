@@ -26,16 +26,14 @@ rule is decided in the database, never in this actor's memory; writes run side b
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import hashlib
 import unicodedata
 from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -75,14 +73,13 @@ from synapsex.contracts.workspaces import (
     artifact_event,
     workspace_event,
 )
-from synapsex.runtime import Actor, current_envelope, handler, new_id
+from synapsex.runtime import Actor, handler, new_id
 from synapsex.runtime.orm import db_errors, paginate
 
 from .models import Artifact, ArtifactBlob, Workspace, WorkspaceOutbox, WorkspaceQuota
 from .store import BlobStore
 
 log = structlog.get_logger("synapsex.workspace")
-T = TypeVar("T")
 
 ACTIVE = "ACTIVE"
 ARCHIVED = "ARCHIVED"
@@ -123,19 +120,6 @@ def artifact_view(row: Artifact) -> ArtifactView:
         created_by=row.created_by,
         created_at=as_utc(row.created_at),
     )
-
-
-def detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Run database ``work`` in a copy of the context without the message being handled.
-
-    asyncpg's timers (the statement cache's and the pool's, about 300 s) keep the context
-    they were made in, and with it the handler's envelope: its message (an upload's bytes)
-    and its reply (a chunk of content). Queries made for large messages and replies run here
-    instead, so nothing holds those bytes once the reply is taken. Cancelling the awaiting
-    handler cancels the work."""
-    context = contextvars.copy_context()
-    context.run(current_envelope.set, None)
-    return asyncio.get_running_loop().create_task(work, context=context)
 
 
 def _is_sqlite(conn: BaseDBAsyncClient) -> bool:
@@ -343,16 +327,16 @@ class WorkspaceActor(
                 allowed=self._max_bytes,
                 size=size,
             )
-        workspace = await detached(self._workspace(msg.tenant_id, msg.workspace_id, "workspaceId"))
+        workspace = await self._workspace(msg.tenant_id, msg.workspace_id, "workspaceId")
         _check_active(workspace)
         sha256 = await asyncio.to_thread(lambda: hashlib.sha256(msg.content).hexdigest())
         storage_limit = (await self._limits(msg.tenant_id)).storage_bytes
-        await detached(self._ensure_quota(msg.tenant_id))
+        await self._ensure_quota(msg.tenant_id)
         staged: Path | None = None
         try:
             for _attempt in range(MAX_UPLOAD_ATTEMPTS):
                 try:
-                    view = await detached(self._store_upload(msg, sha256, storage_limit, staged))
+                    view = await self._store_upload(msg, sha256, storage_limit, staged)
                 except _NeedFile:
                     staged = await asyncio.to_thread(self._store.stage, msg.content)
                 except IntegrityError:
@@ -477,7 +461,7 @@ class WorkspaceActor(
 
     @handler(read_only=True)
     async def read_chunk(self, msg: ReadArtifactChunk) -> ArtifactChunk:
-        row = await detached(self._artifact(msg.tenant_id, msg.id))
+        row = await self._artifact(msg.tenant_id, msg.id)
         data = b""
         if msg.offset < row.size:
             path = self._store.path(row.tenant_id, row.sha256, row.blob_id)
