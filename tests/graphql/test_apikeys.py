@@ -7,7 +7,10 @@ import json
 
 from synapsex.runtime import new_id
 
-from .conftest import Caller
+from .conftest import CORE_SERVICES, Caller
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
 
 KEYS = """query ($first: Int!, $after: String) {
   apiKeys(first: $first, after: $after) {

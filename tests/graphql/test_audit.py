@@ -8,7 +8,10 @@ import asyncio
 
 from synapsex.runtime import new_id
 
-from .conftest import Caller
+from .conftest import CORE_SERVICES, Caller
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
 
 AUDIT = """query ($first: Int!, $after: String, $action: String, $outcome: AuditOutcome) {
   auditRecords(first: $first, after: $after, action: $action, outcome: $outcome) {

@@ -16,7 +16,10 @@ from synapsex.contracts.events import PublishEvent
 from synapsex.contracts.models import GetPriceTimeline
 from synapsex.runtime.testing import wait_until
 
-from .conftest import Caller, Gateway, running_gateway
+from .conftest import CORE_SERVICES, Caller, Gateway, running_gateway
+
+# the services these tests need
+GATEWAY_SERVICES = [*CORE_SERVICES, "billing-service", "model-registry-service"]
 
 SERVICES = [
     "tenant-service",

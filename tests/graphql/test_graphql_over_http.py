@@ -18,6 +18,11 @@ from aiohttp.test_utils import TestServer
 
 from synapsex.graphql import create_app
 
+from .conftest import CORE_SERVICES
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
+
 GRAPHQL_HTTP = "graphql-http@1.23.1"
 GRAPHQL_JS = "graphql@16.9.0"
 PREFIX = Path(__file__).parents[2] / ".cache" / "graphql-http"

@@ -12,6 +12,11 @@ from synapsex.graphql import schema as schema_module
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.schema import build_schema
 
+from .conftest import CORE_SERVICES
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 

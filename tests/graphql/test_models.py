@@ -1,6 +1,9 @@
 """The model catalog through the gateway, every service running on both engines: the seeded
 catalog seen by two tenants, filters, search and pages, a tenant's own models and prices kept
 from the other tenant, effective-dated prices as Decimal strings, deprecation with a successor,
+
+# the services these tests need
+GATEWAY_SERVICES = [*CORE_SERVICES, "model-registry-service"]
 validation errors naming their field, roles, and the audit trail of every mutation."""
 
 from __future__ import annotations

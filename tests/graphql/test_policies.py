@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from synapsex.runtime import new_id
 
+from .conftest import CORE_SERVICES
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
+
 POLICIES = """query ($first: Int!, $after: String) {
   policies(first: $first, after: $after) {
     edges { cursor node { id action effect roles reason createdAt updatedAt } }

@@ -10,7 +10,10 @@ import pytest
 
 from synapsex.contracts.audit import ListAuditRecords
 
-from .conftest import Gateway, running_gateway
+from .conftest import CORE_SERVICES, Gateway, running_gateway
+
+# the services these tests need
+GATEWAY_SERVICES = [*CORE_SERVICES, "secrets-service"]
 
 #: what the gateway needs for secrets (the other services are not involved)
 SERVICES = [

@@ -12,7 +12,10 @@ import pytest
 from synapsex.graphql.tracing import parse_traceparent
 from synapsex.runtime.testing import wait_until
 
-from .conftest import Caller, running_gateway
+from .conftest import CORE_SERVICES, Caller, running_gateway
+
+# the services these tests need
+GATEWAY_SERVICES = [*CORE_SERVICES, "observability-service", "webhook-service"]
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

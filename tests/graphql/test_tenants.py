@@ -7,6 +7,11 @@ import asyncio
 from synapsex.contracts.tenant import GIB
 from synapsex.runtime import new_id
 
+from .conftest import CORE_SERVICES
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
+
 ME = """{ me { memberId keyId role email tenant { id name slug plan memberCount
   limits { members agents vms workspaces storageBytes toolCallsPerDay } } } }"""
 

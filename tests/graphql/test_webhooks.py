@@ -20,8 +20,11 @@ from synapsex.runtime import new_id
 from synapsex.runtime.testing import wait_until
 from tests.actors.webhook.receiver import Receiver
 
-from .conftest import Caller, Gateway, running_gateway
+from .conftest import CORE_SERVICES, Caller, Gateway, running_gateway
 from .events_support import publish
+
+# the services these tests need
+GATEWAY_SERVICES = [*CORE_SERVICES, "webhook-service", "secrets-service"]
 
 #: how long a test waits for a delivery to settle
 DEADLINE = 10.0

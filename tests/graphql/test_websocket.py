@@ -7,6 +7,11 @@ import pytest
 
 from synapsex.graphql import GatewayConfig, create_app
 
+from .conftest import CORE_SERVICES
+
+# the services these tests need (conftest.CORE_SERVICES)
+GATEWAY_SERVICES = CORE_SERVICES
+
 ME = "{ me { role tenant { name } } }"
 
 
