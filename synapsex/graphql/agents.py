@@ -14,9 +14,8 @@ from strawberry.types import Info
 
 from synapsex.contracts import agents as contract
 from synapsex.contracts.auth import Principal
-from synapsex.contracts.errors import InvalidInput, NotFound
 from synapsex.graphql.context import GatewayContext
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import guarded, made_by_caller
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
 
@@ -96,14 +95,8 @@ class ArchiveAgentInput:
 
 
 async def registered_by_caller(info: Ctx, agent_id: str) -> bool:
-    """Whether the caller registered the agent (the default policy lets members change their
-    own agents); ``False`` when it is not found (the mutation then answers NOT_FOUND)."""
-    p = await info.context.principal()
-    try:
-        view = await info.context.ask(contract.GetAgent(tenant_id=p.tenant_id, id=agent_id))
-    except (NotFound, InvalidInput):
-        return False
-    return view.created_by == p.member_id
+    """Whether the caller registered the agent (``False`` when it is not found)."""
+    return await made_by_caller(info, lambda t: contract.GetAgent(tenant_id=t, id=agent_id))
 
 
 @strawberry.type

@@ -9,9 +9,10 @@ from typing import Any, TypeVar
 import structlog
 from strawberry.types import Info
 
+from synapsex.contracts import Message
 from synapsex.contracts.audit import RecordAudit
 from synapsex.contracts.auth import Principal
-from synapsex.contracts.errors import ContractError, Forbidden
+from synapsex.contracts.errors import ContractError, Forbidden, InvalidInput, NotFound
 from synapsex.contracts.policy import CheckPolicy
 from synapsex.contracts.tenant import ROLE_RANK
 from synapsex.graphql.context import GatewayContext
@@ -27,6 +28,27 @@ def check_role_ceiling(principal: Principal, role: str, what: str) -> None:
             f"you cannot {what} with a higher role ({role}) than your own ({principal.role})",
             field="role",
         )
+
+
+async def made_by_caller(
+    info: Info[GatewayContext, Any],
+    lookup: Callable[[str], Message],
+    *,
+    unknown: bool = False,
+) -> bool:
+    """Whether the caller made the object that ``lookup(tenant_id)`` asks for (its view's
+    ``created_by`` is the caller's member id): the ``is_own_resource`` of :func:`guarded`, since
+    the default policy lets members change what they made.
+
+    An object that is not found, or an id the service refuses as malformed, gives ``unknown``:
+    ``False`` (the default) leaves the decision to the policy for others' objects; ``True``
+    lets the mutation run and answer (and audit) ``NOT_FOUND`` or ``INVALID_INPUT`` itself."""
+    p = await info.context.principal()
+    try:
+        view = await info.context.ask(lookup(p.tenant_id))
+    except (NotFound, InvalidInput):
+        return unknown
+    return view.created_by == p.member_id
 
 
 async def guarded(

@@ -23,7 +23,7 @@ from synapsex.contracts.errors import InvalidInput, NotFound
 from synapsex.contracts.workspaces import GetArtifact
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.events import tenant_events
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import guarded, made_by_caller
 from synapsex.graphql.policies import Effect
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.scalars import JSON
@@ -333,14 +333,9 @@ class McpPlanQuery:
 
 
 async def _own_plan(info: Ctx, plan_id: str) -> bool:
-    """Whether the caller made the plan (members act on their own plans by default); an
-    unknown plan is not theirs: the action then fails as NOT_FOUND, audited."""
-    p = await info.context.principal()
-    try:
-        view = await info.context.ask(contract.GetMcpPlan(tenant_id=p.tenant_id, id=plan_id))
-    except NotFound:
-        return False
-    return view.created_by == p.member_id
+    """Whether the caller made the plan; an unknown plan is not theirs (the action then fails
+    as NOT_FOUND, audited)."""
+    return await made_by_caller(info, lambda t: contract.GetMcpPlan(tenant_id=t, id=plan_id))
 
 
 @strawberry.type

@@ -10,9 +10,8 @@ from strawberry.types import Info
 
 from synapsex.contracts import secrets as contract
 from synapsex.contracts.auth import Principal
-from synapsex.contracts.errors import InvalidInput, NotFound
 from synapsex.graphql.context import GatewayContext
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import guarded, made_by_caller
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.tenants import First
 
@@ -129,14 +128,11 @@ class SecretQuery:
 
 
 async def _created_by_caller(info: Ctx, name: str) -> bool:
-    """Whether a put of ``name`` acts on the caller's own resource: a new secret, or one they
-    created (the default policy lets members change their own resources only)."""
-    p = await info.context.principal()
-    try:
-        view = await info.context.ask(contract.GetSecret(tenant_id=p.tenant_id, name=name))
-    except (NotFound, InvalidInput):  # new, or a bad name the put refuses (audited there)
-        return True
-    return view.created_by == p.member_id
+    """Whether a put of ``name`` acts on the caller's own resource: a new secret (or a bad name
+    the put refuses, audited there), or one they created."""
+    return await made_by_caller(
+        info, lambda t: contract.GetSecret(tenant_id=t, name=name), unknown=True
+    )
 
 
 @strawberry.type

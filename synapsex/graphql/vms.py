@@ -22,10 +22,10 @@ from synapsex.contracts import vms as contract
 from synapsex.contracts.audit import RecordAudit
 from synapsex.contracts.auth import Principal
 from synapsex.contracts.deployments import DeploymentReport, ListVmDeployments
-from synapsex.contracts.errors import ContractError, InvalidInput, NotFound, Timeout, Unavailable
+from synapsex.contracts.errors import ContractError, InvalidInput, Timeout, Unavailable
 from synapsex.graphql.context import GatewayContext
 from synapsex.graphql.deployments import AgentDeployment
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import guarded, made_by_caller
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.scalars import JSON
 from synapsex.graphql.tenants import First
@@ -213,14 +213,8 @@ class VmQuery:
 
 
 async def _registered_by_caller(info: Ctx, vm_id: str) -> bool:
-    """Whether the caller registered the VM (the default policy lets members change their own);
-    ``False`` when it is not found (the mutation then answers NOT_FOUND)."""
-    p = await info.context.principal()
-    try:
-        view = await info.context.ask(contract.GetVm(tenant_id=p.tenant_id, id=vm_id))
-    except (NotFound, InvalidInput):
-        return False
-    return view.created_by == p.member_id
+    """Whether the caller registered the VM (``False`` when it is not found)."""
+    return await made_by_caller(info, lambda t: contract.GetVm(tenant_id=t, id=vm_id))
 
 
 @strawberry.type

@@ -19,9 +19,9 @@ from strawberry.types import Info
 
 from synapsex.contracts import workspaces as contract
 from synapsex.contracts.auth import Principal
-from synapsex.contracts.errors import InvalidInput, LimitExceeded, NotFound
+from synapsex.contracts.errors import InvalidInput, LimitExceeded
 from synapsex.graphql.context import GatewayContext
-from synapsex.graphql.guard import guarded
+from synapsex.graphql.guard import guarded, made_by_caller
 from synapsex.graphql.relay import Connection, tenant_connection
 from synapsex.graphql.scalars import BigInt
 from synapsex.graphql.tenants import First
@@ -274,20 +274,10 @@ async def _artifacts(
 
 
 async def _created_by_caller(info: Ctx, kind: str, object_id: str) -> bool:
-    """Whether the caller created the workspace or artifact (the default policy lets members
-    change their own); an unknown or malformed id counts as theirs, so that the mutation runs
-    and audits its NOT_FOUND or INVALID_INPUT."""
-    p = await info.context.principal()
-    try:
-        if kind == "workspace":
-            view = await info.context.ask(
-                contract.GetWorkspace(tenant_id=p.tenant_id, id=object_id)
-            )
-        else:
-            view = await info.context.ask(contract.GetArtifact(tenant_id=p.tenant_id, id=object_id))
-    except (NotFound, InvalidInput):
-        return True
-    return view.created_by == p.member_id
+    """Whether the caller created the workspace or artifact; an unknown or malformed id counts
+    as theirs, so that the mutation runs and audits its NOT_FOUND or INVALID_INPUT."""
+    get = contract.GetWorkspace if kind == "workspace" else contract.GetArtifact
+    return await made_by_caller(info, lambda t: get(tenant_id=t, id=object_id), unknown=True)
 
 
 @strawberry.type
