@@ -185,6 +185,9 @@ class EventView(Reply):
     trace_id: str | None
     #: who published it: a service name, or ``apikey:<key id>``
     source: str
+    #: the payload as stored (compact JSON text), given instead of ``payload`` (then ``None``)
+    #: only to a claim that asked for ``raw_payloads``
+    payload_json: str | None = None
 
 
 class DeliveryView(Reply):
@@ -402,6 +405,9 @@ class ClaimEvents(Message, service=SERVICE):
     group: str
     limit: int = 10
     visibility_timeout_seconds: float | None = None
+    #: each event's ``payload_json`` (the stored JSON text) instead of its decoded ``payload``:
+    #: for a consumer that passes the payload on as JSON (a decode and an encode fewer)
+    raw_payloads: bool = False
 
     def validate(self) -> None:
         _check_group_name(self.group)

@@ -109,18 +109,21 @@ def _group_matcher(topics_json: str) -> Any:
     return topic_matcher(json.loads(topics_json))
 
 
-def event_view(row: Any, prefix: str = "") -> EventView:
-    """The event in ``row``, whose event columns may carry a ``prefix``."""
+def event_view(row: Any, prefix: str = "", *, raw: bool = False) -> EventView:
+    """The event in ``row``, whose event columns may carry a ``prefix``; with ``raw``, its
+    payload as the stored JSON text (``payload_json``), not decoded."""
+    stored = row[prefix + "payload"]
     return EventView(
         id=row[prefix + "id"],
         tenant_id=row[prefix + "tenant_id"],
         seq=row[prefix + "seq"],
         topic=row[prefix + "topic"],
-        payload=json.loads(row[prefix + "payload"]),
+        payload=None if raw else json.loads(stored),
         key=row[prefix + "key"],
         occurred_at=_at(row[prefix + "occurred_at_ms"]),  # type: ignore[arg-type]
         trace_id=row[prefix + "trace_id"],
         source=row[prefix + "source"],
+        payload_json=stored if raw else None,
     )
 
 
@@ -247,11 +250,11 @@ class EventBusActor(
         )
         return group, row
 
-    async def _events(self, ids: Sequence[str]) -> dict[str, EventView]:
+    async def _events(self, ids: Sequence[str], *, raw: bool = False) -> dict[str, EventView]:
         if not ids:
             return {}
         rows = await self._query("events_by_id", ids, ids=Dialect.marks(len(ids)))
-        return {r["id"]: event_view(r) for r in rows}
+        return {r["id"]: event_view(r, raw=raw) for r in rows}
 
     async def _event(self, tenant_id: str, event_id: str) -> EventView:
         rows = await self._query("event", (tenant_id, event_id))
@@ -653,9 +656,10 @@ class EventBusActor(
         if not rows:
             return ()
         rows = sorted(rows, key=lambda r: r["seq"])
+        raw = msg.raw_payloads
         if self._postgres:
-            return tuple(_delivery_view(group, r, event_view(r, "e_")) for r in rows)
-        events = await self._events([r["event_id"] for r in rows])
+            return tuple(_delivery_view(group, r, event_view(r, "e_", raw=raw)) for r in rows)
+        events = await self._events([r["event_id"] for r in rows], raw=raw)
         return tuple(_delivery_view(group, r, events[r["event_id"]]) for r in rows)
 
     async def _leased(self, group: _Group, msg: AckEvent | NackEvent | ExtendLease, rows: Any):

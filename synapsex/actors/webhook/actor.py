@@ -183,13 +183,29 @@ def event_body(event_id: str, topic: str, occurred_at: datetime, payload: Any) -
     return json.dumps(
         {
             "type": topic,
-            "timestamp": occurred_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": _timestamp(occurred_at),
             "data": payload,
             "id": event_id,
         },
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def event_body_of_json(event_id: str, topic: str, occurred_at: datetime, payload_json: str) -> str:
+    """:func:`event_body` for a payload given as the event bus stores it (compact JSON text,
+    as ``json.dumps`` writes it here), put in as it is: the same bytes, without decoding and
+    encoding the payload again."""
+    return (
+        f'{{"type":{json.dumps(topic, ensure_ascii=False)},'
+        f'"timestamp":"{_timestamp(occurred_at)}",'
+        f'"data":{payload_json},'
+        f'"id":{json.dumps(event_id, ensure_ascii=False)}}}'
+    )
+
+
+def _timestamp(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _INSERT_COLUMNS = (
@@ -658,7 +674,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         once; ``True`` if the batch was full."""
         try:
             claimed = await self.actor_runtime.ask(
-                ClaimEvents(tenant_id=tenant_id, group=GROUP, limit=CLAIM_BATCH)
+                ClaimEvents(tenant_id=tenant_id, group=GROUP, limit=CLAIM_BATCH, raw_payloads=True)
             )
         except NotFound:  # the group was deleted: make it again (events meanwhile are missed)
             await self._ensure_group(tenant_id)
@@ -721,7 +737,9 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             for sub, matches in matchers:
                 if not matches(event.topic):
                     continue
-                body = body or event_body(event.id, event.topic, event.occurred_at, event.payload)
+                body = body or event_body_of_json(
+                    event.id, event.topic, event.occurred_at, event.payload_json or "null"
+                )
                 fields = self._new_delivery(
                     tenant_id, sub.id, event.id, event.topic, event.key, body, dedupe=True
                 )

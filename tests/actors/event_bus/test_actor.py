@@ -8,6 +8,7 @@ finally change); they never sleep to synchronise.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,6 +39,7 @@ from synapsex.contracts.events import (
     ReadStream,
     RedriveDeadLetters,
     StreamPosition,
+    encode_payload,
     events_channel,
 )
 from synapsex.runtime import Runtime, testing
@@ -420,6 +422,19 @@ async def test_a_claim_may_choose_its_own_visibility_timeout(rt):
     assert (again.event.id, again.attempt) == (short.event.id, 2)
     # the redelivery uses the group's timeout again
     assert again.lease_expires_at - again.event.occurred_at >= timedelta(seconds=600)
+
+
+async def test_a_claim_may_take_payloads_as_their_stored_json(rt):
+    await create_group(rt)
+    payload = {"order": 7, "name": "Zoë", "lines": [{"sku": "a", "qty": 1.5}]}
+    await publish(rt, payload=payload)
+    await publish(rt, payload=payload)
+    (decoded,) = await claim(rt, limit=1)
+    (raw,) = await claim(rt, limit=1, raw_payloads=True)
+    assert (decoded.event.payload, decoded.event.payload_json) == (payload, None)
+    assert raw.event.payload is None
+    assert json.loads(raw.event.payload_json) == payload
+    assert raw.event.payload_json == encode_payload(payload)
 
 
 # ---------------------------------------------------------------------------- key ordering

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from synapsex.actors.webhook.actor import event_body, event_body_of_json
 from synapsex.actors.webhook.signing import (
     check_secret,
     new_secret,
@@ -17,6 +19,7 @@ from synapsex.actors.webhook.signing import (
     webhook_headers,
 )
 from synapsex.contracts.errors import InvalidInput
+from synapsex.contracts.events import encode_payload
 
 # the test vector of the reference report, §B1 (verified there against the reference sign())
 VECTOR_SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
@@ -205,3 +208,23 @@ def test_no_secret_is_refused():
 def test_user_agent_must_be_one_non_empty_line(user_agent):
     with pytest.raises(ValueError, match="user_agent"):
         webhook_headers([VECTOR_SECRET], "msg_1", 1, b"{}", user_agent)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"order": 1, "total": 12.5, "items": [{"sku": "a", "qty": 2}], "note": None},
+        {"name": "Zoë — 東京 🚀", "nested": {"deep": [1, 2.0, -0.0, 1e300, True, False]}},
+        [1, "two", {"3": [4]}],
+        "a string",
+        None,
+        {"quote": 'he said "hi"\\n', "tab": "\t", "ctrl": "\u0001"},
+    ],
+)
+def test_a_body_built_from_the_stored_payload_is_byte_identical(payload):
+    """Intake builds bodies from the payload's stored JSON text (no decode and encode): the
+    bytes, and so the signatures, are those of the decoded payload's body."""
+    at = datetime(2026, 12, 7, 5, 30, 1, 234567, tzinfo=UTC)
+    assert event_body_of_json("evt_1", "orders.créé", at, encode_payload(payload)) == event_body(
+        "evt_1", "orders.créé", at, payload
+    )
