@@ -119,6 +119,11 @@ class Artifact:
     sha256: str = strawberry.field(description="Of the content, lower-case hex.")
     created_by: str | None = strawberry.field(description="The member who uploaded it.")
     created_at: datetime
+    deduplicated: bool | None = strawberry.field(
+        default=None,
+        description="In uploadArtifact's reply: true when the tenant already stored this "
+        "content (the upload took no storage and was not metered again). Null elsewhere.",
+    )
 
     @strawberry.field(
         description="Where the content streams from: GET it with 'Authorization: Bearer "
@@ -189,15 +194,6 @@ class Workspace:
             updated_at=view.updated_at,
             archived_at=view.archived_at,
         )
-
-
-@strawberry.type
-class UploadArtifactPayload:
-    artifact: Artifact
-    deduplicated: bool = strawberry.field(
-        description="True when the tenant already stored this content: the upload took no "
-        "storage and was not metered again."
-    )
 
 
 @strawberry.type(description="The tenant's workspaces and stored bytes against its plan.")
@@ -403,7 +399,7 @@ class WorkspaceMutation:
         description="Upload an artifact into an ACTIVE workspace. Content the tenant already "
         "stored is not stored (nor counted) twice."
     )
-    async def upload_artifact(self, info: Ctx, input: UploadArtifactInput) -> UploadArtifactPayload:
+    async def upload_artifact(self, info: Ctx, input: UploadArtifactInput) -> Artifact:
         max_bytes = info.context.runtime.settings.artifact_max_bytes
 
         async def run(p: Principal) -> contract.UploadedArtifact:
@@ -421,7 +417,9 @@ class WorkspaceMutation:
             )
 
         view = await guarded(info, action="artifact.upload", resource_type="artifact", run=run)
-        return UploadArtifactPayload(artifact=Artifact.of(view), deduplicated=view.deduplicated)
+        artifact = Artifact.of(view)
+        artifact.deduplicated = view.deduplicated
+        return artifact
 
     @strawberry.mutation(
         description="Delete an artifact of an ACTIVE workspace; its content is removed when "

@@ -32,7 +32,7 @@ SERVICES = [
 MIB = 1024 * 1024
 CREATE = "mutation ($name: String!) { createWorkspace(input: {name: $name}) { id } }"
 UPLOAD = """mutation ($input: UploadArtifactInput!) {
-  uploadArtifact(input: $input) { artifact { id size sha256 downloadPath } } }"""
+  uploadArtifact(input: $input) { id size sha256 downloadPath } }"""
 DELETE = "mutation ($id: ID!) { deleteArtifact(input: {id: $id}) { id } }"
 
 
@@ -59,7 +59,7 @@ async def upload(caller: Caller, content: bytes, name: str, media_type: str) -> 
     response = await caller.client.post("/graphql", data=body, headers=headers)
     payload = await response.json()
     assert "errors" not in payload, payload
-    return payload["data"]["uploadArtifact"]["artifact"]
+    return payload["data"]["uploadArtifact"]
 
 
 def bearer(caller: Caller) -> dict[str, str]:

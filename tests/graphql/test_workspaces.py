@@ -44,7 +44,7 @@ WORKSPACES = f"""query ($status: WorkspaceStatus, $agentId: ID, $first: Int, $af
     edges {{ cursor node {{ {WORKSPACE} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
 GET_WORKSPACE = f"query ($id: ID!) {{ workspace(id: $id) {{ {WORKSPACE} }} }}"
 UPLOAD = f"""mutation ($input: UploadArtifactInput!) {{
-  uploadArtifact(input: $input) {{ artifact {{ {ARTIFACT} }} deduplicated }} }}"""
+  uploadArtifact(input: $input) {{ {ARTIFACT} deduplicated }} }}"""
 ARTIFACTS = f"""query ($workspaceId: ID!, $kind: ArtifactKind, $first: Int, $after: String) {{
   artifacts(workspaceId: $workspaceId, kind: $kind, first: $first, after: $after) {{
     edges {{ cursor node {{ {ARTIFACT} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
@@ -171,7 +171,7 @@ async def test_roles_members_change_their_own_workspaces_viewers_only_read(gatew
     owners = await create(gateway.acme, "owners")
     mine = await create(member, "mine")
     content = b"by a member"
-    art = (await upload(member, mine["id"], content))["artifact"]
+    art = await upload(member, mine["id"], content)
 
     assert code(await member.error(ARCHIVE, {"id": owners["id"]})) == "FORBIDDEN"
     assert (await member.data(ARCHIVE, {"id": mine["id"]}))["archiveWorkspace"]["status"] == (
@@ -212,7 +212,7 @@ async def test_an_artifact_round_trips_and_identical_content_is_stored_once(
     ws, other = await create(acme, "one"), await create(acme, "two")
     content = os.urandom(200_000)
     first = await upload(acme, ws["id"], content, name="data.bin", kind="FILE")
-    art = first["artifact"]
+    art = first
     assert first["deduplicated"] is False
     assert art["size"] == len(content)
     assert art["sha256"] == hashlib.sha256(content).hexdigest()
@@ -228,8 +228,8 @@ async def test_an_artifact_round_trips_and_identical_content_is_stored_once(
     # the same bytes again, in another workspace: a new artifact, the content stored once
     again = await upload(acme, other["id"], content, name="copy.bin")
     assert again["deduplicated"] is True
-    assert again["artifact"]["id"] != art["id"]
-    assert again["artifact"]["sha256"] == art["sha256"]
+    assert again["id"] != art["id"]
+    assert again["sha256"] == art["sha256"]
     stored = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
     assert [p.read_bytes() for p in stored] == [content]
     usage = (await acme.data(USAGE))["storageUsage"]
@@ -241,7 +241,7 @@ async def test_an_artifact_round_trips_and_identical_content_is_stored_once(
     # deleting one keeps the content for the other
     await acme.data(DELETE_ARTIFACT, {"id": art["id"]})
     assert code(await acme.error(GET_ARTIFACT, {"id": art["id"]})) == "NOT_FOUND"
-    got = (await acme.data(CONTENT, {"id": again["artifact"]["id"]}))["artifact"]
+    got = (await acme.data(CONTENT, {"id": again["id"]}))["artifact"]
     assert base64.b64decode(got["contentBase64"]) == content
 
 
@@ -250,7 +250,7 @@ async def test_artifacts_are_listed_by_kind_page_by_page(gateway: Gateway):
     ws = await create(acme)
     kinds = ["OUTPUT", "REPORT", "FILE", "REPORT", "REPORT", "OUTPUT"]
     made = [
-        (await upload(acme, ws["id"], f"{i}".encode(), kind=k, name=f"{i}.txt"))["artifact"]
+        await upload(acme, ws["id"], f"{i}".encode(), kind=k, name=f"{i}.txt")
         for i, k in enumerate(kinds)
     ]
     everything = await pages(acme, ARTIFACTS, "artifacts", workspaceId=ws["id"])
@@ -299,7 +299,7 @@ async def test_uploads_and_reads_respect_the_size_limits(tmp_path, db_environ, a
 
         # the largest artifact fits, though its body is past the general 1 MiB
         largest = os.urandom(max_bytes)
-        art = (await upload(acme, ws["id"], largest))["artifact"]
+        art = await upload(acme, ws["id"], largest)
         assert art["size"] == max_bytes
         # ... but it is too large to inline: the error points to the download
         body = await acme.gql(CONTENT, {"id": art["id"]})
@@ -355,7 +355,7 @@ async def test_bodies_past_one_mebibyte_are_for_uploads_only(gateway: Gateway):
     for chunked in (False, True):
         status, body = await post(upload_body, acme.key, chunked=chunked)
         assert status == 200, body
-        assert body["data"]["uploadArtifact"]["artifact"]["size"] == len(content)
+        assert body["data"]["uploadArtifact"]["size"] == len(content)
 
     # the same body without a valid key, or any other operation, is refused as too large
     for key in (None, "sx_not-a-key"):
@@ -382,7 +382,7 @@ async def test_uploads_publish_artifact_created_and_billing_meters_new_content_o
     async with running_gateway(tmp_path, db_environ, aiohttp_client, services) as gateway:
         acme = gateway.acme
         ws = await create(acme)
-        art = (await upload(acme, ws["id"], b"a report", kind="REPORT"))["artifact"]
+        art = await upload(acme, ws["id"], b"a report", kind="REPORT")
         await upload(acme, ws["id"], b"a report", name="copy.txt")  # deduplicated
         await upload(acme, ws["id"], b"another")
 
@@ -429,7 +429,7 @@ async def _equals(read, expected) -> bool:
 async def test_another_tenants_workspaces_and_artifacts_are_not_found(gateway: Gateway):
     acme, globex = gateway.acme, gateway.globex
     ws = await create(acme, "Acme's")
-    art = (await upload(acme, ws["id"], b"acme only"))["artifact"]
+    art = await upload(acme, ws["id"], b"acme only")
     for query, variables in [
         (GET_WORKSPACE, {"id": ws["id"]}),
         (GET_ARTIFACT, {"id": art["id"]}),

@@ -38,7 +38,7 @@ CREATE_WORKSPACE = """mutation ($name: String!) {
   createWorkspace(input: {name: $name}) { id }
 }"""
 UPLOAD = """mutation ($input: UploadArtifactInput!) {
-  uploadArtifact(input: $input) { artifact { id sha256 } }
+  uploadArtifact(input: $input) { id sha256 }
 }"""
 TEXT = "héllo wörld — ops notes\n" * 40
 
@@ -63,7 +63,7 @@ async def upload(owner: Caller, workspace_id: str, name: str, content: bytes, me
             "contentBase64": base64.b64encode(content).decode(),
         }
     }
-    return (await owner.data(UPLOAD, variables))["uploadArtifact"]["artifact"]["id"]
+    return (await owner.data(UPLOAD, variables))["uploadArtifact"]["id"]
 
 
 async def check_events(acme: Mcp, globex: Mcp) -> None:
