@@ -13,7 +13,7 @@ answered something that is not MCP. Messages name the server's origin (scheme, h
 never the path, the query or a header, which may carry credentials. Nothing here logs.
 
 Outbound address guard: with ``allow_private=False`` every connection passes the webhook
-service's address rules (:func:`synapsex.actors.webhook.egress.forbidden_reason`: loopback,
+service's address rules (:func:`synapsex.actors.outbound.forbidden_reason`: loopback,
 private, link-local, metadata and reserved addresses are refused) on the address actually
 dialled, so a host name that re-resolves to a private address later (DNS rebinding) is still
 refused. The router uses it for the servers tenants register; platform servers are configured
@@ -39,7 +39,7 @@ from mcp import types as mcp_types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from synapsex.actors.webhook.egress import forbidden_reason
+from synapsex.actors.outbound import forbidden_reason
 from synapsex.contracts.errors import ContractError, Timeout, Unavailable
 from synapsex.contracts.mcp_tools import (
     MAX_TOOLS_PER_SERVER,

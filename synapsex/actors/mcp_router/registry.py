@@ -27,7 +27,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
-from synapsex.actors.webhook.egress import check_url
+from synapsex.actors.outbound import check_url
 from synapsex.contracts.common import Page, as_utc
 from synapsex.contracts.errors import (
     Conflict,
@@ -136,15 +136,11 @@ class RegistryHandlers:
         return row
 
     async def _check_url(self, url: str) -> None:
-        """The webhook address rules, for a tenant's server (unless private networks are
-        allowed, the host must resolve, and only to public addresses)."""
-        try:
-            await check_url(
-                url, allow_private=self.mcp_settings.allow_private_networks, field="url"
-            )
-        except InvalidInput as exc:
-            problem = exc.problem.replace("webhooks may not", "MCP servers may not")
-            raise InvalidInput("url", problem) from None
+        """The address rules every service shares, for a tenant's server (unless private
+        networks are allowed, the host must resolve, and only to public addresses)."""
+        await check_url(
+            url, allow_private=self.mcp_settings.allow_private_networks, who="MCP servers"
+        )
 
     async def _check_secret(self, tenant_id: str, name: str) -> None:
         try:

@@ -44,6 +44,7 @@ from cachetools import LRUCache
 from tortoise.transactions import in_transaction
 
 from synapsex.actors.domain_events import Outbox
+from synapsex.actors.outbound import check_url
 from synapsex.config import SealError, load_master_key
 from synapsex.contracts.common import Page, as_utc
 from synapsex.contracts.errors import Conflict, ContractError, NotFound
@@ -85,7 +86,7 @@ from synapsex.runtime.orm import (
     paginate,
 )
 
-from .egress import AttemptResult, check_url, make_session, post
+from .egress import AttemptResult, make_session, post
 from .internal import Dispatch, Pump, Record
 from .models import WebhookDelivery, WebhookOutbox, WebhookSubscription
 from .settings import WebhookSettings
@@ -361,7 +362,9 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
 
     @handler(concurrent=True)  # the URL's DNS lookup may take seconds: deliveries go on
     async def create(self, msg: CreateWebhookSubscription) -> SubscriptionWithSecret:
-        await check_url(msg.url, allow_private=self._settings.allow_private_networks)
+        await check_url(
+            msg.url, allow_private=self._settings.allow_private_networks, who="webhooks"
+        )
         await self._ensure_group(msg.tenant_id)
         subscription_id = new_id("whs")
         secret = new_secret()
@@ -386,7 +389,9 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
     @handler(concurrent=True)
     async def update(self, msg: UpdateWebhookSubscription) -> WebhookSubscriptionView:
         if msg.url is not None:
-            await check_url(msg.url, allow_private=self._settings.allow_private_networks)
+            await check_url(
+                msg.url, allow_private=self._settings.allow_private_networks, who="webhooks"
+            )
         row = await self._subscription(msg.tenant_id, msg.id)
         changed: dict[str, Any] = {}
         if msg.url is not None:

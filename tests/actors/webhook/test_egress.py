@@ -18,15 +18,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from standardwebhooks.webhooks import Webhook
 
+from synapsex.actors.outbound import MAX_URL_LENGTH, forbidden_reason
+from synapsex.actors.outbound import check_url as check_any_url
 from synapsex.actors.webhook.egress import (
     BODY_EXCERPT_BYTES,
     MAX_RESPONSE_BYTES,
-    MAX_URL_LENGTH,
     ForbiddenAddress,
     SafeResolver,
     allow_private_networks,
-    check_url,
-    forbidden_reason,
     make_session,
     parse_retry_after,
     post,
@@ -37,6 +36,13 @@ from synapsex.contracts.errors import InvalidInput
 from synapsex.runtime.testing import wait_until
 
 UA = "SynapseX-Webhooks/0.1.0"
+
+
+async def check_url(url: str, **kw) -> None:
+    """The check as the webhook-service makes it."""
+    await check_any_url(url, who="webhooks", **kw)
+
+
 BODY = b'{"type":"tenant.member.added","data":{"id":"m_1"}}'
 SECRET = new_secret()
 PUBLIC_V4 = "93.184.216.34"
