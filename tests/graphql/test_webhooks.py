@@ -395,8 +395,11 @@ async def test_every_webhook_mutation_is_audited_and_no_secret_ever_is(gateway, 
 async def test_another_tenants_webhooks_are_not_found_and_its_events_never_delivered(
     gateway, receiver
 ):
-    acme_sub = (await create(gateway.acme, receiver.url("/acme"), "#"))["subscription"]["id"]
-    globex_sub = (await create(gateway.globex, receiver.url("/globex"), "#"))["subscription"]["id"]
+    # (orders.#, not #: each tenant's own usage.recorded of its deliveries would come too)
+    acme_sub = (await create(gateway.acme, receiver.url("/acme"), "orders.#"))["subscription"]["id"]
+    globex_sub = (await create(gateway.globex, receiver.url("/globex"), "orders.#"))[
+        "subscription"
+    ]["id"]
     theirs = await publish(gateway.globex, "orders.created", {"tenant": "globex"})
     ours = await publish(gateway.acme, "orders.created", {"tenant": "acme"})
     (delivery,) = await settled(gateway.acme, acme_sub, ours["id"])

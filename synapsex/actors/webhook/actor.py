@@ -34,6 +34,7 @@ import itertools
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -46,6 +47,7 @@ from tortoise.transactions import in_transaction
 from synapsex.actors.domain_events import Outbox
 from synapsex.actors.outbound import check_url
 from synapsex.config import SealError, load_master_key
+from synapsex.contracts.billing import USAGE_TOPIC
 from synapsex.contracts.common import Page, as_utc
 from synapsex.contracts.errors import Conflict, ContractError, NotFound
 from synapsex.contracts.events import (
@@ -245,7 +247,7 @@ _CLAIM_SQL = (
     "  SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
     "  AND e.key = d.key AND e.status IN ('pending', 'sending') AND e.id < d.id))"
     " ORDER BY d.next_attempt_at_ms LIMIT ? {skip_locked}){close} "
-    "RETURNING id, subscription_id, event_id, body, attempts, attempt_count"
+    "RETURNING id, subscription_id, event_id, topic, body, attempts, attempt_count"
 )
 #: deliveries whose process died mid-attempt: ``sending`` past the lease, due again at once
 _LAPSED_SQL = (
@@ -261,6 +263,7 @@ class _Leased:
     id: str
     subscription_id: str
     event_id: str
+    topic: str
     body: str
     attempts: str
     attempt_count: int
@@ -271,6 +274,7 @@ class _Sending:
     """A delivery this process is attempting."""
 
     row: _Leased
+    tenant_id: str
     url: str
     secrets: tuple[str, ...]
     #: whether its subscription was failing when the attempt started
@@ -761,6 +765,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
     def _sending_for(self, sub: WebhookSubscription, row: dict[str, Any]) -> _Sending:
         return _Sending(
             row=_Leased(**{f: row[f] for f in _Leased.__slots__}),
+            tenant_id=sub.tenant_id,
             url=sub.url,
             secrets=self._secrets_of(sub),
             failing=sub.failing_since is not None,
@@ -839,6 +844,7 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         updates: list[list[Any]] = []
         recovered: set[str] = set()
         failures: dict[str, tuple[_Sending, datetime]] = {}
+        delivered: Counter[str] = Counter()  # by tenant: what billing meters
         for sending, result, started in finished:
             row = sending.row
             attempts = json.loads(row.attempts)
@@ -856,6 +862,8 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                 status, next_at = "succeeded", None
                 if sending.failing:
                     recovered.add(row.subscription_id)
+                if row.topic != USAGE_TOPIC:  # metering those would meter itself, forever
+                    delivered[sending.tenant_id] += 1
             elif count >= len(schedule):
                 status, next_at = "failed", None
             else:
@@ -869,14 +877,18 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                 failures.setdefault(row.subscription_id, (sending, started))
             attempts_json = json.dumps(attempts, separators=(",", ":"))
             updates.append([status, attempts_json, count, next_at, row.id])
-        if recovered:  # the results and the subscriptions' recovery together
+        if recovered or delivered:  # the results with what they change, in one transaction
             async with in_transaction() as conn:
                 await conn.execute_many(self._record_sql, updates)
-                await (
-                    WebhookSubscription.filter(id__in=list(recovered))
-                    .using_db(conn)
-                    .update(failing_since=None)
-                )
+                if recovered:
+                    await (
+                        WebhookSubscription.filter(id__in=list(recovered))
+                        .using_db(conn)
+                        .update(failing_since=None)
+                    )
+                await self._stage_usage(conn, delivered, now)
+            if delivered:  # published in the background: the next results need not wait
+                self._track(asyncio.create_task(self._outbox.flush()))
         else:
             assert self.actor_db is not None
             await execute_many(self.actor_db.client(), self._record_sql, updates)
@@ -884,6 +896,23 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             await self._note_failure(subscription_id, at)
         if any(u[3] is not None and u[3] <= now for u in updates):
             self._dispatcher.request()
+
+    async def _stage_usage(self, conn: Any, delivered: Counter[str], now_ms: int) -> None:
+        """Stage each tenant's delivered webhooks of one recording as one ``usage.recorded``
+        (``WEBHOOK_DELIVERY``), with the results it counts: counted exactly once."""
+        batch = new_id("whu")
+        for tenant_id, count in delivered.items():
+            await self._outbox.stage(
+                conn,
+                tenant_id,
+                USAGE_TOPIC,
+                {
+                    "kind": "WEBHOOK_DELIVERY",
+                    "quantity": count,
+                    "at": datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(),
+                    "idempotencyKey": f"{batch}:{tenant_id}",
+                },
+            )
 
     async def _note_failure(self, subscription_id: str, at: datetime) -> None:
         """Track how long a subscription has failed; disable it past the limit."""

@@ -24,6 +24,7 @@ from synapsex.actors.webhook import actor as webhook_actor
 from synapsex.actors.webhook.egress import ALLOW_PRIVATE_ENV
 from synapsex.actors.webhook.settings import DISABLE_AFTER_ENV, RETRY_SCHEDULE_ENV
 from synapsex.actors.webhook.signing import new_secret
+from synapsex.contracts.billing import USAGE_TOPIC
 from synapsex.contracts.errors import InvalidInput, NotFound
 from synapsex.contracts.events import EventView, GetConsumerGroup, ListEvents, PublishEvent
 from synapsex.contracts.webhooks import (
@@ -311,6 +312,45 @@ async def test_events_of_other_topics_are_not_delivered(tmp_path, db_environ, re
             note.id,
         ]
     assert skipped.id not in {r.webhook_id for r in receiver.requests}
+
+
+async def test_delivered_webhooks_are_reported_as_usage_but_usage_deliveries_are_not(
+    tmp_path, db_environ, receiver
+):
+    """Each recording of results publishes, per tenant, one ``usage.recorded`` of kind
+    ``WEBHOOK_DELIVERY`` counting the deliveries that succeeded; deliveries of usage events
+    themselves are not counted (else every usage event would make another)."""
+    async with embedded(tmp_path, db_environ) as rt:
+        everything = await subscribe(rt, receiver.url("/all"), "#")
+        sent = [await publish(rt, "orders.created", {"n": i}) for i in range(3)]
+        for event in sent:
+            await settled(rt, everything.subscription.id, event.id, "succeeded")
+
+        async def usage() -> list[EventView]:
+            page = await rt.ask(ListEvents(tenant_id=A, topic=USAGE_TOPIC, first=100))
+            return list(page.items)
+
+        async def counted() -> int | None:
+            total = sum(e.payload["quantity"] for e in await usage())
+            return total if total >= len(sent) else None
+
+        assert await wait_until(counted, deadline=DEADLINE) == len(sent)
+        reports = await usage()
+        assert {e.payload["kind"] for e in reports} == {"WEBHOOK_DELIVERY"}
+        assert {e.source for e in reports} == {"webhook-service"}
+        # the usage events are delivered too (the subscription takes '#'), and counted never:
+        # once they succeeded and the outbox is empty (all it staged is published), the total
+        # is what it was
+        for report in reports:
+            await settled(rt, everything.subscription.id, report.id, "succeeded")
+        async with raw_sql(rt, "webhook-service") as run:
+
+            async def outbox_empty() -> bool:
+                return not await run("SELECT id FROM webhook_outbox")
+
+            await wait_until(outbox_empty, deadline=DEADLINE)
+        assert sum(e.payload["quantity"] for e in await usage()) == len(sent)
+        assert len(await usage()) == len(reports)
 
 
 # ---------------------------------------------------------------------------- secrets
@@ -686,8 +726,9 @@ async def test_another_tenants_subscriptions_and_deliveries_do_not_exist(
     tmp_path, db_environ, receiver
 ):
     async with embedded(tmp_path, db_environ) as rt:
-        mine = await subscribe(rt, receiver.url("/a"), "#")
-        theirs = await subscribe(rt, receiver.url("/b"), "#", tenant=B)
+        # (orders.#, not #: each tenant's own usage.recorded of its deliveries would come too)
+        mine = await subscribe(rt, receiver.url("/a"), "orders.#")
+        theirs = await subscribe(rt, receiver.url("/b"), "orders.#", tenant=B)
         sub_id = mine.subscription.id
         b_event = await publish(rt, "orders.created", {"tenant": "b"}, tenant=B)
         a_event = await publish(rt, "orders.created", {"tenant": "a"})
