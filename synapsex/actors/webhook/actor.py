@@ -323,6 +323,8 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
         self._lapsed_sql = _LAPSED_SQL if sqlite else numbered_placeholders(_LAPSED_SQL)
         self._lapsed_due = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._usage_flush: asyncio.Task[None] | None = None
+        self._usage_again = False
         self._ticker = asyncio.create_task(self._tick(), name="webhook-tick")
         self._wake()  # events and deliveries may be waiting from before a restart
         self._dispatcher.request()
@@ -887,8 +889,8 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
                         .update(failing_since=None)
                     )
                 await self._stage_usage(conn, delivered, now)
-            if delivered:  # published in the background: the next results need not wait
-                self._track(asyncio.create_task(self._outbox.flush()))
+            if delivered:
+                self._publish_usage()
         else:
             assert self.actor_db is not None
             await execute_many(self.actor_db.client(), self._record_sql, updates)
@@ -896,6 +898,22 @@ class WebhookActor(Actor, service=SERVICE, models="synapsex.actors.webhook.model
             await self._note_failure(subscription_id, at)
         if any(u[3] is not None and u[3] <= now for u in updates):
             self._dispatcher.request()
+
+    def _publish_usage(self) -> None:
+        """Publish the staged usage in the background (the next results need not wait): one
+        flush at a time, and once more if asked meanwhile (a flush takes all that is staged)."""
+        if self._usage_flush is not None and not self._usage_flush.done():
+            self._usage_again = True
+            return
+        self._usage_flush = asyncio.create_task(self._flush_usage())
+        self._track(self._usage_flush)
+
+    async def _flush_usage(self) -> None:
+        while True:
+            self._usage_again = False
+            await self._outbox.flush()
+            if not self._usage_again:
+                return
 
     async def _stage_usage(self, conn: Any, delivered: Counter[str], now_ms: int) -> None:
         """Stage each tenant's delivered webhooks of one recording as one ``usage.recorded``
