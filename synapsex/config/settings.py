@@ -52,6 +52,22 @@ def parse_duration(text: str, variable: str) -> float:
     return seconds
 
 
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def parse_flag(environ: Mapping[str, str], variable: str) -> bool:
+    """A switch off by default: ``true``/``1``/``yes`` → ``True``; unset, empty,
+    ``false``/``0``/``no`` → ``False`` (any case); :class:`ConfigError` for anything else, so a
+    typo never silently turns a switch on or off."""
+    value = environ.get(variable, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE or not value:
+        return False
+    raise ConfigError(variable, f"{value!r} is not one of true, 1, yes, false, 0, no")
+
+
 def parse_size(text: str, variable: str, *, maximum: int) -> int:
     """``"26214400"``, ``"512KiB"``, ``"25MiB"``, ``"1GiB"`` → bytes (1 to ``maximum``)."""
     value = text.strip().lower().replace(" ", "")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import structlog
 
 from synapsex.config import ConfigError
-from synapsex.config.settings import parse_duration
+from synapsex.config.settings import parse_duration, parse_flag
 from synapsex.contracts.errors import InvalidInput
 from synapsex.contracts.mcp import OPS_MCP_SERVER, QCOS_MCP_SERVER, check_server_url
 from synapsex.runtime import new_id
@@ -42,9 +42,6 @@ AUTH_ENV_PREFIX = "SYNAPSEX_MCP_AUTH_"
 DEFAULT_OPS_MCP_URL = "http://127.0.0.1:8090/mcp"
 DEFAULT_TIMEOUT_SECONDS = 15.0
 MAX_TIMEOUT_SECONDS = 120.0
-
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
 
 
 def auth_env_name(server_name: str) -> str:
@@ -73,16 +70,11 @@ class McpSettings:
         timeout = parse_duration(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT_SECONDS
         if timeout > MAX_TIMEOUT_SECONDS:
             raise ConfigError(TIMEOUT_ENV, f"must be at most {MAX_TIMEOUT_SECONDS:g} seconds")
-        allow = environ.get(ALLOW_PRIVATE_ENV, "").strip().lower()
-        if allow not in (*_TRUE, *_FALSE, ""):
-            raise ConfigError(
-                ALLOW_PRIVATE_ENV, f"{allow!r} is not one of true, 1, yes, false, 0, no"
-            )
         ops_url = _url(environ, OPS_MCP_URL_ENV) or DEFAULT_OPS_MCP_URL
         qcos_url = _url(environ, QCOS_MCP_URL_ENV)
         return cls(
             timeout_seconds=timeout,
-            allow_private_networks=allow in _TRUE,
+            allow_private_networks=parse_flag(environ, ALLOW_PRIVATE_ENV),
             platform_servers=(
                 PlatformServer(
                     name=OPS_MCP_SERVER,

@@ -44,7 +44,7 @@ from synapsex.actors.outbound import (
     address_reason,
     parse_url,
 )
-from synapsex.config import ConfigError
+from synapsex.config.settings import parse_flag
 from synapsex.contracts.errors import InvalidInput
 
 ALLOW_PRIVATE_ENV = "SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
@@ -56,9 +56,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 #: delivery log; a receiver's page of HTML is noise past its first kilobyte
 BODY_EXCERPT_BYTES = 1024
 MAX_ERROR_LENGTH = 500
-
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
 
 
 class ForbiddenAddress(OSError):
@@ -86,18 +83,9 @@ class ForbiddenAddress(OSError):
 
 
 def allow_private_networks(environ: Mapping[str, str]) -> bool:
-    """Whether ``SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts the address checks.
-
-    ``true``/``1``/``yes`` → ``True``; unset, empty, ``false``/``0``/``no`` → ``False`` (any
-    case). Raises :class:`~synapsex.config.ConfigError` for anything else, so a typo never
-    silently keeps or lifts the guard.
-    """
-    value = environ.get(ALLOW_PRIVATE_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE or not value:
-        return False
-    raise ConfigError(ALLOW_PRIVATE_ENV, f"{value!r} is not one of true, 1, yes, false, 0, no")
+    """Whether ``SYNAPSEX_WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts the address checks (a switch:
+    :func:`~synapsex.config.settings.parse_flag`)."""
+    return parse_flag(environ, ALLOW_PRIVATE_ENV)
 
 
 @functools.lru_cache(maxsize=1024)
