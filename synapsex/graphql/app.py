@@ -63,9 +63,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     finally:
         elapsed = time.perf_counter() - started
-        if trace is not None:
-            trace.end(request, status, elapsed)
         ctx = request.get(keys.CONTEXT)
+        if trace is not None:
+            trace.end(request, status, elapsed, ctx)
         operation = (ctx.operation_name if ctx else None) or "-"
         outcome = (ctx.error_codes[0] if ctx and ctx.error_codes else None) or (
             "ok" if status < 400 else f"http_{status}"

@@ -13,14 +13,16 @@ requests). With ``SYNAPSEX_TRACING=false`` nothing here runs.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from aiohttp import web
 
 from synapsex.graphql import keys
+from synapsex.graphql.context import GatewayContext
 from synapsex.runtime import SpanBuffer, SpanRecord, TraceScope, current_scope
 
 GATEWAY_SERVICE = "api-gateway"
@@ -29,8 +31,6 @@ TRACEPARENT = "traceparent"
 _HEX2 = re.compile(r"[0-9a-f]{2}")
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _PARENT_ID = re.compile(r"[0-9a-f]{16}")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class TraceParent(NamedTuple):
@@ -68,15 +68,6 @@ def parse_traceparent(header: str | None) -> TraceParent | None:
     return TraceParent(trace_id, parent_id, int(flags, 16))
 
 
-def format_traceparent(trace_id: str, span_id: str, *, sampled: bool = True) -> str:
-    """A version ``00`` ``traceparent`` value."""
-    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
-
-
-def _is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
-
-
 class RequestTrace:
     """A traced request in progress: its scope, entered in the request's task."""
 
@@ -87,13 +78,50 @@ class RequestTrace:
         self.token = current_scope.set(scope)
 
     def header(self) -> str:
-        """The ``traceparent`` the response carries: the request's own span."""
-        return format_traceparent(self.scope.trace_id, self.scope.span_id)
+        """The ``traceparent`` the response carries: the request's own span, sampled."""
+        scope = self.scope
+        return f"00-{scope.trace_id}-{scope.span_id}-01"
 
-    def end(self, request: web.Request, status: int, elapsed: float) -> None:
-        """Leave the scope and hand the request's spans over (with its root span)."""
+    def end(
+        self,
+        request: web.Request,
+        status: int,
+        elapsed: float,
+        ctx: GatewayContext | None,
+    ) -> None:
+        """Leave the scope and hand the request's spans over with its own (root) span, owned
+        by the caller's tenant. ``ctx`` is the request's GraphQL context, if it got that far."""
         current_scope.reset(self.token)
-        _close(self.scope, request, status, elapsed)
+        scope = self.scope
+        codes = ctx.error_codes if ctx is not None else None
+        error_code = codes[0] if codes else (f"HTTP_{status}" if status >= 400 else None)
+        name = (ctx.operation_name if ctx is not None else None) or f"{request.method} /graphql"
+        duration_us = int(elapsed * 1_000_000)
+        request_id = request[keys.REQUEST_ID]
+        root = SpanRecord(
+            scope.trace_id,
+            scope.span_id,
+            scope.parent_span_id,
+            GATEWAY_SERVICE,
+            name,
+            time.time_ns() // 1000 - duration_us,
+            duration_us,
+            error_code,
+            f'{_root_attributes(request.method, status)},"request.id":"{request_id}"}}',
+        )
+        scope.close(root, ctx.tenant_id if ctx is not None else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _root_attributes(method: str, status: int) -> str:
+    """The JSON of a request span's attributes but the request id, without the closing brace
+    (the request id, made by the gateway, needs no escaping)."""
+    attributes = {
+        "http.request.method": method,
+        "url.path": "/graphql",
+        "http.response.status_code": status,
+    }
+    return json.dumps(attributes, separators=(",", ":"))[:-1]
 
 
 def start_trace(spans: SpanBuffer, request: web.Request) -> RequestTrace | None:
@@ -101,38 +129,14 @@ def start_trace(spans: SpanBuffer, request: web.Request) -> RequestTrace | None:
     WebSocket): continue its valid ``traceparent``, else start a new trace. The gateway's one
     middleware calls it (and :meth:`RequestTrace.end`), rather than a middleware of its own:
     each aiohttp middleware costs every request a wrapper."""
-    if not spans.enabled or request.path != "/graphql" or _is_websocket(request):
+    if not spans.enabled or request.path != "/graphql":
         return None
-    incoming = parse_traceparent(request.headers.get(TRACEPARENT))
+    headers = request.headers
+    if request.method != "POST" and headers.get("Upgrade", "").lower() == "websocket":
+        return None
+    incoming = parse_traceparent(headers.get(TRACEPARENT))
+    if incoming is None:
+        return RequestTrace(TraceScope(spans))
     return RequestTrace(
-        TraceScope(
-            spans,
-            trace_id=incoming.trace_id if incoming else None,
-            parent_span_id=incoming.parent_id if incoming else None,
-        )
+        TraceScope(spans, trace_id=incoming.trace_id, parent_span_id=incoming.parent_id)
     )
-
-
-def _close(scope: TraceScope, request: web.Request, status: int, elapsed: float) -> None:
-    """Record the request's root span and hand its spans over, owned by the caller's tenant."""
-    ctx = request.get(keys.CONTEXT)
-    codes = ctx.error_codes if ctx is not None else []
-    error_code = codes[0] if codes else (f"HTTP_{status}" if status >= 400 else None)
-    name = (ctx.operation_name if ctx is not None else None) or f"{request.method} {request.path}"
-    root = SpanRecord(
-        trace_id=scope.trace_id,
-        span_id=scope.span_id,
-        parent_span_id=scope.parent_span_id,
-        service=GATEWAY_SERVICE,
-        name=name[:200],
-        started_at=time.time() - elapsed,
-        duration=elapsed,
-        error_code=error_code,
-        attributes={
-            "http.request.method": request.method,
-            "url.path": request.path,
-            "http.response.status_code": status,
-            "request.id": request.get(keys.REQUEST_ID),
-        },
-    )
-    scope.close(root, ctx.tenant_id if ctx is not None else None)

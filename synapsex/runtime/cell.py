@@ -294,20 +294,17 @@ class Cell:
 
     def _record_span(self, envelope: Envelope, elapsed: float, error_code: str | None) -> None:
         """Hand the span of a handled message to its request (or the buffer); never waits."""
-        attributes, attributes_json = message_attributes(
-            "ask" if envelope.reply is not None else "tell", envelope.attempt
-        )
+        duration_us = int(elapsed * 1_000_000)
         span = SpanRecord(
-            trace_id=envelope.trace(),
-            span_id=envelope.span(),
-            parent_span_id=envelope.parent_span_id,
-            service=self.service,
-            name=envelope.message_type,
-            started_at=time.time() - elapsed,
-            duration=elapsed,
-            error_code=error_code,
-            attributes=attributes,
-            attributes_json=attributes_json,
+            envelope.trace_id or envelope.trace(),
+            envelope.span_id or envelope.span(),
+            envelope.parent_span_id,
+            self.service,
+            envelope.message_type,
+            time.time_ns() // 1000 - duration_us,
+            duration_us,
+            error_code,
+            message_attributes("ask" if envelope.reply is not None else "tell", envelope.attempt),
         )
         scope = envelope.scope
         if scope is None:

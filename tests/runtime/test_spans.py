@@ -40,8 +40,8 @@ def span(name: str = "Ping", **kw) -> SpanRecord:
         "parent_span_id": None,
         "service": "echo-service",
         "name": name,
-        "started_at": 1.0,
-        "duration": 0.001,
+        "started_at_us": 1_000_000,
+        "duration_us": 1_000,
     }
     return SpanRecord(**{**fields, **kw})
 
@@ -152,7 +152,7 @@ async def test_a_request_scope_records_a_span_per_message_with_its_parent(tmp_pa
     assert (relay.tenant_id, ping.tenant_id) == ("ten_a", "ten_a")
     assert (relay.status, relay.error_code) == ("OK", None)
     assert relay.attributes == {"message.kind": "ask", "message.attempt": 1}
-    assert relay.duration >= ping.duration > 0
+    assert relay.duration_us >= ping.duration_us > 0
 
 
 async def test_a_failed_handler_records_an_error_span_with_its_code(tmp_path):

@@ -3,8 +3,9 @@ trace, list and summary queries, prune past the retention.
 
 **Storing spans.** The runtime's cells append the spans of traced messages to the in-process
 :class:`~synapsex.runtime.spans.SpanBuffer` without waiting. This actor drains it in batches of
-:data:`BATCH` (one insert each) every :data:`STORE_SECONDS`, and at once when the buffer is half
-full; what is still buffered when it stops is stored before it goes. Its own messages are never
+:data:`BATCH` (one transaction each, written as :mod:`.span_rows` says) every
+:data:`STORE_SECONDS`, and at once when the buffer is half full; what is still buffered when it
+stops is stored before it goes. Its own messages are never
 recorded (it tells the buffer so when it starts): storing spans makes no spans.
 
 **Retention.** Rows older than ``SYNAPSEX_TELEMETRY_RETENTION`` (default 7 days) are deleted in
@@ -37,18 +38,19 @@ from synapsex.contracts.telemetry import (
     TelemetryEventView,
     TraceView,
 )
-from synapsex.runtime import Actor, Lane, SpanRecord, handler
-from synapsex.runtime.orm import insert_rows, paginate
+from synapsex.runtime import Actor, Lane, handler
+from synapsex.runtime.orm import paginate
 
 from .internal import StoreSpans
 from .models import TelemetryEvent
 from .settings import TelemetrySettings
+from .span_rows import store_spans
 from .summary import summarize
 
 log = structlog.get_logger("synapsex.observability")
 
-#: spans stored per insert
-BATCH = 500
+#: spans taken from the buffer per transaction
+BATCH = 2048
 #: how often buffered spans are stored (sooner when the buffer is half full)
 STORE_SECONDS = 0.5
 #: how often rows past the retention are pruned
@@ -56,20 +58,6 @@ PRUNE_SECONDS = 60.0
 #: how far ahead of this clock a reported start may be
 MAX_CLOCK_SKEW_US = 5 * 60 * 1_000_000
 
-_COLUMNS = (
-    "tenant_id",
-    "kind",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "service",
-    "name",
-    "started_at_us",
-    "duration_us",
-    "status",
-    "error_code",
-    "attributes",
-)
 #: compact JSON (one encoder: ``json.dumps`` with options builds a new one per call)
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -99,23 +87,6 @@ def event_view(row: TelemetryEvent) -> TelemetryEventView:
         error_code=row.error_code,
         attributes=json.loads(row.attributes),
     )
-
-
-def span_row(span: SpanRecord) -> list[object]:
-    return [
-        span.tenant_id,
-        "span",
-        span.trace_id,
-        span.span_id,
-        span.parent_span_id,
-        span.service,
-        span.name[:200],
-        int(span.started_at * 1_000_000),
-        int(span.duration * 1_000_000),
-        span.status,
-        span.error_code,
-        span.attributes_json or _to_json(span.attributes),
-    ]
 
 
 class ObservabilityActor(
@@ -164,14 +135,8 @@ class ObservabilityActor(
         """Store what the buffer holds, a batch per insert. A batch the database refuses is
         dropped and counted (telemetry never takes the service down)."""
         while batch := self._spans.take(BATCH):
-            rows = [span_row(span) for span in batch]
             try:
-                await insert_rows(
-                    self.actor_db.client(),  # type: ignore[union-attr]
-                    "telemetry_events",
-                    _COLUMNS,
-                    rows,
-                )
+                await store_spans(self.actor_db.client(), batch)  # type: ignore[union-attr]
             except Exception:
                 self._spans.count_dropped(len(batch))
                 log.exception("spans not stored", count=len(batch))

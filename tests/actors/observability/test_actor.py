@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from synapsex.actors.observability.settings import RETENTION_ENV, TelemetrySettings
+from synapsex.actors.observability.span_rows import SQLITE_ROWS, sqlite_chunks
 from synapsex.config import ConfigError
 from synapsex.contracts.errors import InvalidInput, NotFound
 from synapsex.contracts.telemetry import (
@@ -45,9 +46,9 @@ def buffered_span(i: int, *, trace_id: str = TRACE, tenant_id: str | None = A) -
         parent_span_id=None if i == 0 else f"{1:016x}",
         service="tenant-service",
         name="GetTenant",
-        started_at=time.time() - 1 + i / 1e6,
-        duration=0.002,
-        attributes={"message.kind": "ask"},
+        started_at_us=time.time_ns() // 1000 - 1_000_000 + i,
+        duration_us=2_000,
+        attributes_json='{"message.kind":"ask"}',
         tenant_id=tenant_id,
     )
 
@@ -107,16 +108,38 @@ async def test_spans_still_buffered_at_stop_are_stored_and_survive_a_restart(tmp
     assert [s.name for s in trace.spans] == ["GetTenant"]
 
 
+@pytest.mark.parametrize(
+    ("count", "chunks"),
+    [(1, [1]), (3, [2, 1]), (512, [512]), (1_200, [512, 512, 128, 32, 16]), (1_023, None)],
+)
+def test_sqlite_span_inserts_come_in_few_sizes_so_their_statements_stay_cached(count, chunks):
+    sizes = sqlite_chunks(count)
+    assert sum(sizes) == count
+    assert chunks is None or sizes == chunks
+    assert all(size == SQLITE_ROWS or size & (size - 1) == 0 for size in sizes)
+
+
 async def test_platform_spans_are_stored_but_visible_to_no_tenant(tmp_path, db_environ):
     async with embedded(tmp_path, db_environ) as rt:
         rt.spans.offer(buffered_span(0, tenant_id=None))
     async with embedded(tmp_path, db_environ) as rt:
         async with raw_sql(rt, SERVICE) as sql:
-            rows = await sql("SELECT tenant_id, name FROM telemetry_events")
+            rows = await sql(
+                "SELECT kind, tenant_id, name, parent_span_id, error_code FROM telemetry_events"
+            )
         with pytest.raises(NotFound):
             await rt.ask(GetTrace(tenant_id=A, trace_id=TRACE))
         page = await rt.ask(ListTelemetryEvents(tenant_id=A))
-    assert rows == [{"tenant_id": None, "name": "GetTenant"}]
+    # NULL, not the empty string the SQLite insert binds for them (see span_rows)
+    assert rows == [
+        {
+            "kind": "span",
+            "tenant_id": None,
+            "name": "GetTenant",
+            "parent_span_id": None,
+            "error_code": None,
+        }
+    ]
     assert page.items == ()
 
 
